@@ -1,0 +1,61 @@
+"""whoami, YAML validation and the side calls clients make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from hver.api.deps import ActorDep
+from hver.api.errors import error_response
+from hver.core.cards import CardError, parse_front_matter
+from hver.errors import BadRequest, Unauthorized
+
+router = APIRouter()
+
+
+@router.get("/api/whoami-v2")
+async def whoami(actor: ActorDep) -> dict[str, Any]:
+    if actor is None:
+        raise Unauthorized("Invalid user token", code="Unauthorized")
+    return {
+        "type": "user",
+        "id": str(actor.id),
+        "name": actor.name,
+        "fullname": actor.fullname or actor.name,
+        "email": actor.email,
+        "emailVerified": actor.email is not None,
+        "isPro": False,
+        "canPay": False,
+        "avatarUrl": "",
+        "orgs": [
+            {"type": "org", "name": name, "fullname": name, "roleInOrg": role}
+            for name, role in sorted(actor.orgs.items())
+        ],
+        "auth": {
+            "type": "access_token",
+            "accessToken": {"displayName": actor.token_name, "role": actor.token_role},
+        },
+    }
+
+
+@router.post("/api/validate-yaml")
+async def validate_yaml(request: Request) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("Body must be JSON: {\"content\": ..., \"repoType\": ...}") from None
+    content = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(content, str):
+        raise BadRequest("'content' must be a string.")
+    try:
+        await run_in_threadpool(parse_front_matter, content)
+    except CardError as e:
+        return error_response(400, str(e), "BadRequest", extra={"errors": [{"message": str(e)}]})
+    return {"errors": [], "warnings": []}
+
+
+@router.get("/api/agent-harnesses")
+async def agent_harnesses() -> dict[str, Any]:
+    return {"standardEnvVars": [], "harnesses": {}}

@@ -1,0 +1,98 @@
+"""Request -> actor, repo and revision. The one place a private repo is made to look missing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from hver.core import repos as core_repos
+from hver.core.accounts import Actor, authenticate
+from hver.core.hub import Hub
+from hver.core.signing import Signer
+from hver.db.models import Repo
+from hver.errors import InvalidName, NotFound, Unauthorized
+from hver.names import RepoType
+
+
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def get_signer(request: Request) -> Signer:
+    signer: Signer = request.app.state.signer
+    return signer
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == "bearer" and value:
+        return value
+    if scheme == "basic" and value:  # git and git-lfs: the token is the password
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Invalid credentials in Authorization header") from None
+        password = decoded.partition(":")[2]
+        return password or None
+    raise Unauthorized("Invalid credentials in Authorization header")
+
+
+async def get_actor(request: Request) -> Actor | None:
+    if "hver_actor" in request.state._state:
+        actor: Actor | None = request.state.hver_actor
+        return actor
+    token = bearer_token(request)
+    actor = None
+    if token is not None:
+        hub = get_hub(request)
+
+        def lookup() -> Actor:
+            with hub.db.read() as session:
+                return authenticate(session, token)
+
+        actor = await run_in_threadpool(lookup)
+    request.state.hver_actor = actor
+    return actor
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+ActorDep = Annotated[Actor | None, Depends(get_actor)]
+SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+def param(value: str) -> str:
+    """A path parameter as the client meant it: the router saw it with %2F and %25 kept."""
+    return unquote(value)
+
+
+def repo_type_from_plural(plural: str) -> RepoType:
+    try:
+        return RepoType.from_plural(plural)
+    except InvalidName:
+        raise NotFound(f"Unknown repo type {plural!r}") from None
+
+
+def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str) -> Repo:
+    """The repo, readable by `actor`, with its listing index caught up; else RepoNotFound."""
+    with hub.db.read() as session:
+        repo = core_repos.get_repo(session, actor, repo_type, param(ns), param(name))
+    return core_repos.refresh_index(hub, repo)
+
+
+def base_url(request: Request) -> str:
+    """The endpoint as the client sees it, for absolute URLs in responses."""
+    hub = get_hub(request)
+    if hub.settings.public_url:
+        return hub.settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")

@@ -1,0 +1,162 @@
+"""Repo info (`model_info` & co) and listings (`list_models` & co)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
+from hver.api.util import cursor, iso, next_link, query_bool
+from hver.core import access
+from hver.core import repos as core_repos
+from hver.core.accounts import Actor
+from hver.core.hub import Hub
+from hver.core.tree import FileInfo, list_files, resolve_revision
+from hver.db.models import Repo
+from hver.errors import BadRequest
+from hver.names import RepoType
+
+router = APIRouter()
+MAX_PAGE = 1000
+
+
+def repo_summary(repo: Repo, full: bool = False, card: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "_id": str(repo.id),
+        "id": repo.repo_id,
+        "author": repo.namespace,
+        "private": repo.private,
+        "gated": repo.gated or False,
+        "disabled": False,
+        "downloads": repo.downloads,
+        "likes": repo.likes,
+        "tags": list(repo.tags or []),
+        "createdAt": iso(repo.created_at),
+        "lastModified": iso(repo.last_modified),
+    }
+    if repo.type == "model":
+        out["modelId"] = repo.repo_id
+        out["pipeline_tag"] = repo.pipeline_tag
+        out["library_name"] = repo.library_name
+    if full:
+        out["sha"] = repo.sha
+    if card and repo.card_data is not None:
+        out["cardData"] = repo.card_data
+    return out
+
+
+def sibling(f: FileInfo, blobs: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"rfilename": f.path}
+    if blobs:
+        out["size"] = f.size
+        out["blobId"] = f.oid
+        if f.lfs is not None:
+            out["lfs"] = {"size": f.lfs.size, "sha256": f.lfs.oid, "pointerSize": f.pointer_size}
+    return out
+
+
+def repo_info(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
+              revision: str | None, blobs: bool) -> dict[str, Any]:
+    repo = load_repo(hub, actor, repo_type, ns, name)
+    git = hub.git.open(repo.storage_key)
+    sha = resolve_revision(git, revision or core_repos.DEFAULT_BRANCH)
+    files = list_files(git, sha)
+    out = repo_summary(repo, full=True, card=True)
+    out["sha"] = sha
+    out["siblings"] = [sibling(f, blobs) for f in files]
+    out["usedStorage"] = sum(f.size for f in files)
+    if repo.card_data is None:
+        out["cardData"] = {}
+    if repo_type is RepoType.model:
+        out["spaces"] = []
+        if "config.json" in {f.path for f in files}:
+            out["config"] = {}
+    if repo_type is RepoType.space:
+        sdk = (repo.card_data or {}).get("sdk")
+        out["sdk"] = sdk
+        out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
+    return out
+
+
+async def _info(request: Request, plural: str, ns: str, name: str, revision: str | None,
+                hub: Hub, actor: Actor | None) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    out = await run_in_threadpool(
+        repo_info, hub, actor, repo_type, ns, name, revision, query_bool(request, "blobs")
+    )
+    expand = request.query_params.getlist("expand")
+    if expand:
+        keep = {"_id", "id", *expand}
+        out = {k: v for k, v in out.items() if k in keep}
+    return out
+
+
+@router.get("/api/{plural}/{ns}/{name}")
+async def info(request: Request, plural: str, ns: str, name: str, hub: HubDep,
+               actor: ActorDep) -> Any:
+    return await _info(request, plural, ns, name, None, hub, actor)
+
+
+@router.get("/api/{plural}/{ns}/{name}/revision/{revision}")
+async def info_at(request: Request, plural: str, ns: str, name: str, revision: str,
+                  hub: HubDep, actor: ActorDep) -> Any:
+    return await _info(request, plural, ns, name, param(revision), hub, actor)
+
+
+@router.get("/api/{plural}/{ns}/{name}/auth-check")
+async def auth_check(plural: str, ns: str, name: str, hub: HubDep, actor: ActorDep) -> Any:
+    await run_in_threadpool(load_repo, hub, actor, repo_type_from_plural(plural), ns, name)
+    return {}
+
+
+@router.get("/api/{plural}/{ns}/{name}/auth-check/write")
+async def auth_check_write(plural: str, ns: str, name: str, hub: HubDep,
+                           actor: ActorDep) -> Any:
+    repo = await run_in_threadpool(
+        load_repo, hub, actor, repo_type_from_plural(plural), ns, name
+    )
+    access.require_write(actor, repo)
+    return {}
+
+
+@router.get("/api/{plural}")
+async def list_repos(request: Request, plural: str, hub: HubDep, actor: ActorDep) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    q = request.query_params
+    try:
+        limit = min(int(q.get("limit", MAX_PAGE)), MAX_PAGE)
+        direction = int(q.get("direction", -1))
+    except ValueError:
+        raise BadRequest("'limit' and 'direction' must be integers.") from None
+    if limit <= 0:
+        raise BadRequest("'limit' must be positive.")
+    start = cursor(request)
+    full = query_bool(request, "full")
+    card = query_bool(request, "cardData") or full
+    filters = list(q.getlist("filter"))
+    for key, prefix in (("pipeline_tag", ""), ("library", ""), ("language", "language:"),
+                        ("license", "license:")):
+        filters.extend(f"{prefix}{v}" for v in q.getlist(key))
+
+    def run() -> list[dict[str, Any]]:
+        with hub.db.read() as session:
+            rows = core_repos.list_repos(
+                session, actor, repo_type, search=q.getlist("search"), author=q.get("author"),
+                filters=filters, sort=q.get("sort"), direction=direction, offset=start,
+                limit=limit + 1,
+            )
+        return [repo_summary(r, full=full, card=card) for r in rows]
+
+    items = await run_in_threadpool(run)
+    headers = {}
+    if len(items) > limit:
+        items = items[:limit]
+        headers["Link"] = next_link(request, start + limit)
+    expand = q.getlist("expand")
+    if expand:
+        keep = {"_id", "id", *expand}
+        items = [{k: v for k, v in it.items() if k in keep} for it in items]
+    return JSONResponse(items, headers=headers)

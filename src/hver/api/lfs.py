@@ -1,0 +1,260 @@
+"""git-lfs: the batch API, signed upload hrefs (basic and multipart), verify, and blob reads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
+from hver.core import access
+from hver.core import lfs as core_lfs
+from hver.core.hub import Hub
+from hver.core.signing import Signer
+from hver.errors import BadRequest, NotFound
+from hver.names import RepoType
+from hver.storage.lfs import ObjectWriter, blob_key, check_oid
+
+router = APIRouter()
+LFS_JSON = "application/vnd.git-lfs+json"
+FLUSH_BYTES = 8 * 1024 * 1024  # hash-and-write in the thread pool in batches of this size
+
+
+class BigFileResponse(FileResponse):
+    """A FileResponse that reads 1 MiB at a time: far fewer event-loop turns per GiB."""
+
+    chunk_size = 1024 * 1024
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise BadRequest("Body must be JSON.") from None
+
+
+def _upload_url(request: Request, signer: Signer, repo_id: int, oid: str, size: int,
+                part: int | None = None) -> str:
+    exp, sig = signer.sign("upload", repo_id, oid, size)
+    suffix = f"/{part}" if part is not None else ""
+    return (f"{base_url(request)}/_lfs/upload/{repo_id}/{oid}{suffix}"
+            f"?size={size}&exp={exp}&sig={sig}")
+
+
+def _batch_handler(repo_type: RepoType) -> Any:
+    async def batch(request: Request, ns: str, name: str, hub: HubDep, actor: ActorDep,
+                    signer: SignerDep) -> Any:
+        if not name.endswith(".git"):
+            raise NotFound("Not found")
+        name = name.removesuffix(".git")
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise BadRequest("Body must be a JSON object.")
+        operation = body.get("operation")
+        if operation not in ("upload", "download"):
+            raise BadRequest("'operation' must be 'upload' or 'download'.")
+        if body.get("hash_algo", "sha256") != "sha256":
+            raise BadRequest("Only sha256 is supported.", status=409)
+        objects = core_lfs.parse_objects(body.get("objects"))
+        repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
+        if operation == "upload":
+            access.require_write(actor, repo)
+            plans = await run_in_threadpool(core_lfs.plan_upload, hub, repo, objects)
+        else:
+            plans = await run_in_threadpool(core_lfs.plan_download, hub, repo, objects)
+        verify_href = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}.git/info/lfs/objects/verify"
+        out = []
+        for p in plans:
+            item: dict[str, Any] = {"oid": p.oid, "size": p.size, "authenticated": True}
+            if p.error is not None:
+                item["error"] = p.error
+            elif operation == "download":
+                exp, sig = signer.sign("download", p.oid, "")
+                item["actions"] = {"download": {
+                    "href": f"{base_url(request)}/_lfs/objects/{p.oid}?exp={exp}&sig={sig}",
+                    "expires_in": hub.settings.signed_url_ttl}}
+            elif not p.present:
+                upload: dict[str, Any] = {
+                    "href": _upload_url(request, signer, repo.id, p.oid, p.size),
+                    "expires_in": hub.settings.signed_url_ttl,
+                }
+                if p.parts:
+                    upload["header"] = {"chunk_size": str(hub.settings.lfs_part_size)} | {
+                        f"{n:05d}": _upload_url(request, signer, repo.id, p.oid, p.size, n)
+                        for n in range(1, p.parts + 1)
+                    }
+                item["actions"] = {"upload": upload, "verify": {"href": verify_href}}
+            out.append(item)
+        return JSONResponse({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
+                            media_type=LFS_JSON)
+
+    return batch
+
+
+def _verify_handler(repo_type: RepoType) -> Any:
+    async def verify(request: Request, ns: str, name: str, hub: HubDep,
+                     actor: ActorDep) -> Any:
+        name = name.removesuffix(".git")
+        body = await _json(request)
+        oid, size = (body.get("oid"), body.get("size")) if isinstance(body, dict) else (None, None)
+        check_oid(oid)  # type: ignore[arg-type]
+        repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
+        access.require_write(actor, repo)
+        stored = await run_in_threadpool(core_lfs.has_object, hub, repo.id, oid)
+        if stored is None or (size is not None and stored != size):
+            raise NotFound(f"Object {oid} was not uploaded.", code="EntryNotFound")
+        return JSONResponse({"message": "ok"}, media_type=LFS_JSON)
+
+    return verify
+
+
+for _t in RepoType:
+    _prefix = f"/{_t.url_prefix}{{ns}}/{{name}}/info/lfs/objects"
+    router.add_api_route(f"{_prefix}/batch", _batch_handler(_t), methods=["POST"])
+    router.add_api_route(f"{_prefix}/verify", _verify_handler(_t), methods=["POST"])
+
+
+async def _receive(request: Request, writer: Any) -> None:
+    """Stream the request body into `writer`, hashing and writing off the event loop."""
+    buf = bytearray()
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) >= FLUSH_BYTES:
+                data, buf = bytes(buf), bytearray()
+                await run_in_threadpool(writer.write, data)
+        if buf:
+            await run_in_threadpool(writer.write, bytes(buf))
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _check_upload(request: Request, signer: Signer, repo_id: int, oid: str) -> int:
+    q = request.query_params
+    check_oid(oid)
+    try:
+        size = int(q.get("size", ""))
+    except ValueError:
+        raise BadRequest("Invalid upload URL.") from None
+    signer.verify("upload", repo_id, oid, size, exp=q.get("exp", ""), sig=q.get("sig", ""))
+    return size
+
+
+@router.put("/_lfs/upload/{repo_id}/{oid}")
+async def upload(request: Request, repo_id: int, oid: str, hub: HubDep,
+                 signer: SignerDep) -> Any:
+    size = _check_upload(request, signer, repo_id, oid)
+    writer = await run_in_threadpool(ObjectWriter, hub.blobs, oid, size)
+    await _receive(request, writer)
+    await run_in_threadpool(writer.commit)
+    await run_in_threadpool(core_lfs.register_object, hub, repo_id, oid, size)
+    return Response(status_code=200)
+
+
+class _PartWriter:
+    """Writes one part of a multipart upload at its offset in the shared staging file."""
+
+    def __init__(self, path: Path, offset: int, limit: int) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        self.file = os.fdopen(fd, "r+b")
+        self.file.seek(offset)
+        self.limit = limit
+        self.size = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise BadRequest("Part is larger than the part size.")
+        self.md5.update(data)
+        self.file.write(data)
+
+    def abort(self) -> None:
+        self.file.close()
+
+    def close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+
+def _multipart_path(hub: Hub, repo_id: int, oid: str) -> Path:
+    return hub.settings.tmp_dir / f"multipart-{repo_id}-{oid}"
+
+
+@router.put("/_lfs/upload/{repo_id}/{oid}/{part}")
+async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: HubDep,
+                      signer: SignerDep) -> Any:
+    size = _check_upload(request, signer, repo_id, oid)
+    part_size = hub.settings.lfs_part_size
+    if part < 1 or (part - 1) * part_size >= max(size, 1):
+        raise BadRequest(f"Invalid part number {part}.")
+    limit = min(part_size, size - (part - 1) * part_size)
+    writer = await run_in_threadpool(
+        _PartWriter, _multipart_path(hub, repo_id, oid), (part - 1) * part_size, limit
+    )
+    await _receive(request, writer)
+    await run_in_threadpool(writer.close)
+    if writer.size != limit:
+        raise BadRequest(f"Part {part} is {writer.size} bytes, expected {limit}.")
+    return Response(status_code=200, headers={"ETag": f'"{writer.md5.hexdigest()}"'})
+
+
+@router.post("/_lfs/upload/{repo_id}/{oid}")
+async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubDep,
+                             signer: SignerDep) -> Any:
+    size = _check_upload(request, signer, repo_id, oid)
+    body = await _json(request)
+    parts = body.get("parts") if isinstance(body, dict) else None
+    expected = max(1, -(-size // hub.settings.lfs_part_size))
+    if not isinstance(parts, list) or len(parts) != expected:
+        raise BadRequest(f"Expected {expected} parts.")
+    staged = _multipart_path(hub, repo_id, oid)
+    if not staged.exists():
+        raise BadRequest("No parts were uploaded.")
+
+    def finish() -> None:
+        writer = ObjectWriter(hub.blobs, oid, size)
+        try:
+            with staged.open("rb") as fh:
+                while chunk := fh.read(FLUSH_BYTES):
+                    writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            writer.commit()
+        finally:
+            staged.unlink(missing_ok=True)
+        core_lfs.register_object(hub, repo_id, oid, size)
+
+    await run_in_threadpool(finish)
+    return JSONResponse({"message": "ok"}, media_type=LFS_JSON)
+
+
+@router.api_route("/_lfs/objects/{oid}", methods=["GET", "HEAD"])
+async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -> Any:
+    """Serve an LFS object through a signed URL (the target of resolve redirects)."""
+    q = request.query_params
+    check_oid(oid)
+    commit = q.get("commit", "")
+    signer.verify("download", oid, commit, exp=q.get("exp", ""), sig=q.get("sig", ""))
+    path = hub.blobs.local_path(blob_key(oid))
+    if path is None:
+        raise NotFound("Object not found", code="EntryNotFound")
+    headers = {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
+               "private, max-age=31536000, immutable"}
+    if commit:
+        headers["X-Repo-Commit"] = commit
+    filename = q.get("filename") or None
+    stat = path.stat()
+    headers["X-Linked-Size"] = str(stat.st_size)
+    return BigFileResponse(path, headers=headers, filename=filename, stat_result=stat,
+                           content_disposition_type="inline",
+                           media_type="application/octet-stream")

@@ -1,0 +1,90 @@
+"""`/resolve/{rev}/{path}`: file content, the heart of every download."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo, param
+from hver.api.util import RangeNotSatisfiable, parse_range
+from hver.core import repos as core_repos
+from hver.core import tree as core_tree
+from hver.core.accounts import Actor
+from hver.core.hub import Hub
+from hver.core.tree import FileInfo
+from hver.names import RepoType, validate_path
+
+router = APIRouter()
+# One file per repo type counts as "a download" (the Hub counts config.json for models).
+COUNTED_FILES = {RepoType.model: "config.json", RepoType.dataset: "README.md"}
+
+
+def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
+            revision: str, path: str) -> tuple[str, FileInfo, bytes | None]:
+    repo = load_repo(hub, actor, repo_type, ns, name)
+    git = hub.git.open(repo.storage_key)
+    commit = core_tree.resolve_revision(git, revision)
+    info = core_tree.get_file(git, commit, path)
+    data = git.blob(info.oid) if info.lfs is None else None
+    if COUNTED_FILES.get(repo_type) == path:
+        core_repos.count_download(hub, repo.id)
+    return commit, info, data
+
+
+def _handler(repo_type: RepoType) -> Any:
+    async def resolve(request: Request, ns: str, name: str, revision: str, path: str,
+                      hub: HubDep, actor: ActorDep, signer: SignerDep) -> Any:
+        path = param(path)
+        validate_path(path)
+        commit, info, data = await run_in_threadpool(
+            _lookup, hub, actor, repo_type, ns, name, param(revision), path
+        )
+        headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
+                   "Access-Control-Expose-Headers":
+                   "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range"}
+        filename = path.rsplit("/", 1)[-1]
+        if info.lfs is not None:
+            exp, sig = signer.sign("download", info.lfs.oid, commit)
+            query = urlencode({"commit": commit, "filename": filename, "exp": exp, "sig": sig})
+            location = f"{base_url(request)}/_lfs/objects/{info.lfs.oid}?{query}"
+            headers |= {"ETag": f'"{info.lfs.oid}"', "X-Linked-Etag": f'"{info.lfs.oid}"',
+                        "X-Linked-Size": str(info.lfs.size)}
+            return RedirectResponse(location, status_code=302, headers=headers)
+        assert data is not None
+        headers["ETag"] = f'"{info.oid}"'
+        headers["Content-Disposition"] = (
+            f"inline; filename*=UTF-8''{quote(filename)}; filename=\"{quote(filename)}\""
+        )
+        media = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if media.startswith("text/") or filename.endswith((".json", ".md", ".txt", ".yaml")):
+            media = "text/plain; charset=utf-8"
+        try:
+            rng = parse_range(request.headers.get("range"), len(data))
+        except RangeNotSatisfiable:
+            return Response(status_code=416, headers=headers | {
+                "Content-Range": f"bytes */{len(data)}"})
+        status = 200
+        if rng is not None:
+            start, end = rng
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
+            data = data[start:end]
+            status = 206
+        headers["Content-Length"] = str(len(data))
+        body = b"" if request.method == "HEAD" else data
+        resp = Response(body, status_code=status, headers=headers, media_type=media)
+        resp.headers["Content-Length"] = str(len(data))
+        return resp
+
+    return resolve
+
+
+for _t in RepoType:
+    router.add_api_route(
+        f"/{_t.url_prefix}{{ns}}/{{name}}/resolve/{{revision}}/{{path:path}}",
+        _handler(_t), methods=["GET", "HEAD"],
+    )

@@ -1,0 +1,167 @@
+"""Trees, paths-info, refs and commit history."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
+from hver.api.util import cursor, iso_ts, next_link, query_bool
+from hver.core import refs as core_refs
+from hver.core import tree as core_tree
+from hver.core.tree import FileInfo
+from hver.errors import BadRequest
+from hver.names import validate_path
+from hver.storage.git import GitRepo
+
+router = APIRouter()
+PAGE = 1000
+PAGE_EXPANDED = 50
+MAX_PATHS_INFO = 1000
+
+
+def tree_entry(f: FileInfo) -> dict[str, Any]:
+    if f.is_dir:
+        return {"type": "directory", "oid": f.oid, "size": 0, "path": f.path}
+    out: dict[str, Any] = {"type": "file", "oid": f.oid, "size": f.size, "path": f.path}
+    if f.lfs is not None:
+        out["lfs"] = {"oid": f.lfs.oid, "size": f.lfs.size, "pointerSize": f.pointer_size}
+    return out
+
+
+def expanded(git: GitRepo, commit: str, f: FileInfo) -> dict[str, Any]:
+    out = tree_entry(f)
+    last = next(git.history(commit, f.path, limit=1), None)
+    if last is not None:
+        out["lastCommit"] = {"id": last.id, "title": last.title, "date": iso_ts(last.timestamp)}
+    if not f.is_dir:
+        out["securityFileStatus"] = {"status": "unscanned"}
+    return out
+
+
+async def _tree(request: Request, plural: str, ns: str, name: str, revision: str,
+                path: str, hub: Any, actor: Any) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    recursive = query_bool(request, "recursive")
+    expand = query_bool(request, "expand")
+    page = PAGE_EXPANDED if expand else PAGE
+    start = cursor(request)
+    path = param(path).strip("/")
+    if path:
+        validate_path(path)
+
+    def run() -> tuple[list[dict[str, Any]], bool]:
+        repo = load_repo(hub, actor, repo_type, ns, name)
+        git = hub.git.open(repo.storage_key)
+        commit = core_tree.resolve_revision(git, param(revision))
+        entries = core_tree.list_tree(git, commit, path, recursive)
+        chunk = list(islice(entries, start, start + page + 1))
+        more = len(chunk) > page
+        chunk = chunk[:page]
+        render = (lambda f: expanded(git, commit, f)) if expand else tree_entry
+        return [render(f) for f in chunk], more
+
+    items, more = await run_in_threadpool(run)
+    headers = {"Link": next_link(request, start + page)} if more else {}
+    return JSONResponse(items, headers=headers)
+
+
+@router.get("/api/{plural}/{ns}/{name}/tree/{revision}")
+async def tree_root(request: Request, plural: str, ns: str, name: str, revision: str,
+                    hub: HubDep, actor: ActorDep) -> Any:
+    return await _tree(request, plural, ns, name, revision, "", hub, actor)
+
+
+@router.get("/api/{plural}/{ns}/{name}/tree/{revision}/{path:path}")
+async def tree_path(request: Request, plural: str, ns: str, name: str, revision: str,
+                    path: str, hub: HubDep, actor: ActorDep) -> Any:
+    return await _tree(request, plural, ns, name, revision, path, hub, actor)
+
+
+@router.post("/api/{plural}/{ns}/{name}/paths-info/{revision}")
+async def paths_info(request: Request, plural: str, ns: str, name: str, revision: str,
+                     hub: HubDep, actor: ActorDep) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest("Invalid JSON body.") from None
+        paths = body.get("paths", []) if isinstance(body, dict) else []
+        expand = bool(body.get("expand")) if isinstance(body, dict) else False
+    else:
+        form = await request.form()
+        paths = [str(p) for p in form.getlist("paths")]
+        expand = str(form.get("expand", "false")).lower() in ("1", "true")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("'paths' must be a list of strings.")
+    if len(paths) > MAX_PATHS_INFO:
+        raise BadRequest(f"At most {MAX_PATHS_INFO} paths per request.")
+
+    def run() -> list[dict[str, Any]]:
+        repo = load_repo(hub, actor, repo_type, ns, name)
+        git = hub.git.open(repo.storage_key)
+        commit = core_tree.resolve_revision(git, param(revision))
+        found = core_tree.paths_info(git, commit, paths)
+        if expand:
+            return [expanded(git, commit, f) for f in found]
+        return [tree_entry(f) for f in found]
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/api/{plural}/{ns}/{name}/refs")
+async def list_refs(request: Request, plural: str, ns: str, name: str, hub: HubDep,
+                    actor: ActorDep) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    include_prs = query_bool(request, "include_prs")
+
+    def run() -> dict[str, Any]:
+        repo = load_repo(hub, actor, repo_type, ns, name)
+        git = hub.git.open(repo.storage_key)
+        refs = core_refs.list_refs(git, include_prs)
+        return {
+            kind: [{"name": r.name, "ref": r.ref, "targetCommit": r.target_commit} for r in items]
+            for kind, items in refs.items()
+        }
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/api/{plural}/{ns}/{name}/commits/{revision}")
+async def list_commits(request: Request, plural: str, ns: str, name: str, revision: str,
+                       hub: HubDep, actor: ActorDep) -> Any:
+    repo_type = repo_type_from_plural(plural)
+    start = cursor(request)
+    try:
+        page = min(int(request.query_params.get("limit", 100)), 1000)
+    except ValueError:
+        raise BadRequest("'limit' must be an integer.") from None
+    formatted = "formatted" in request.query_params.getlist("expand[]")
+
+    def run() -> tuple[list[dict[str, Any]], bool]:
+        repo = load_repo(hub, actor, repo_type, ns, name)
+        git = hub.git.open(repo.storage_key)
+        commit = core_tree.resolve_revision(git, param(revision))
+        chunk = list(islice(git.history(commit), start, start + page + 1))
+        out = []
+        for c in chunk[:page]:
+            author = c.author.split(" <", 1)[0]
+            body = c.message.split("\n", 1)[1].strip() if "\n" in c.message else ""
+            item: dict[str, Any] = {
+                "id": c.id, "title": c.title, "message": body,
+                "authors": [{"user": author, "avatar": None}], "date": iso_ts(c.timestamp),
+            }
+            if formatted:
+                item["formatted"] = {"title": c.title, "message": body}
+            out.append(item)
+        return out, len(chunk) > page
+
+    items, more = await run_in_threadpool(run)
+    headers = {"Link": next_link(request, start + page)} if more else {}
+    return JSONResponse(items, headers=headers)

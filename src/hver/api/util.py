@@ -1,0 +1,87 @@
+"""Small wire-format helpers: datetimes, pagination links, ranges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from hver.api.deps import base_url
+from hver.errors import BadRequest
+
+
+def iso(dt: datetime | None) -> str | None:
+    """The Hub's datetime format: millisecond precision, `Z` suffix."""
+    if dt is None:
+        return None
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def iso_ts(ts: int) -> str:
+    return iso(datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)) or ""
+
+
+def cursor(request: Request) -> int:
+    raw = request.query_params.get("cursor", "0")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"Invalid cursor {raw!r}.") from None
+    if value < 0:
+        raise BadRequest(f"Invalid cursor {raw!r}.")
+    return value
+
+
+def next_link(request: Request, next_cursor: int) -> str:
+    """`Link` header value for the next page: absolute, every original parameter kept."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", str(next_cursor)))
+    raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    raw_path = raw_path.split("?", 1)[0]
+    root = request.scope.get("root_path", "")
+    if root and raw_path.startswith(root):
+        raw_path = raw_path[len(root):]
+    return f'<{base_url(request)}{raw_path}?{urlencode(params)}>; rel="next"'
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single `bytes=a-b`, `a-` or `-n` range -> (start, end exclusive); None to send all.
+
+    An end past the file is clamped; a start at or past the end is unsatisfiable.
+    Anything that is not a single byte range is ignored, as RFC 9110 allows.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise RangeNotSatisfiable
+            return max(0, size - n), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start >= size or start < 0:
+        raise RangeNotSatisfiable
+    if end <= start:
+        return None
+    return start, min(end, size)

@@ -1,0 +1,96 @@
+"""Every setting, declared once: its default, its `HVER_*` variable and its help.
+
+Settings are read once (flags over environment over defaults) and passed to
+`create_app()`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path = _setting(Path("hver-data"), "Data directory: database, git repos, blobs.")
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8080, "Port to listen on.")
+    database_url: str = _setting("", "SQLAlchemy URL; default: SQLite in the data directory.")
+    blob_url: str = _setting("", "Where large files live; default: file://DATA/blobs.")
+    public_url: str = _setting(
+        "", "Base URL clients use to reach this hub; default: taken from each request's Host."
+    )
+    secret: str = _setting(
+        "", "Key that signs upload and download URLs; default: DATA/secret.key, made once."
+    )
+    max_inline_file_size: int = _setting(
+        10 * MiB, "Largest file accepted inside a commit body; larger files must go through LFS."
+    )
+    max_commit_body: int = _setting(
+        256 * MiB, "Largest NDJSON commit body, in bytes."
+    )
+    max_commit_files: int = _setting(25_000, "Most operations in one commit.")
+    lfs_multipart_threshold: int = _setting(
+        4096 * MiB, "LFS objects at least this large are uploaded in parts."
+    )
+    lfs_part_size: int = _setting(512 * MiB, "Part size of multipart LFS uploads.")
+    signed_url_ttl: int = _setting(3600, "Lifetime of signed upload and download URLs, seconds.")
+    workers: int = _setting(1, "Server worker processes.")
+    log_level: str = _setting("info", "Log level of the server.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data.resolve() / 'hver.db'}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or f"file://{self.data.resolve() / 'blobs'}"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data / "repos"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data / "tmp"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `HVER_<NAME>` variables, then explicit overrides (flags)."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"HVER_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.default, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data" in values:
+            values["data"] = Path(values["data"])
+        return cls(**values)
+
+
+def _convert(default: Any, raw: str) -> Any:
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, for docs and `--help`."""
+    return [
+        (f"HVER_{f.name.upper()}", str(f.default), f.metadata["help"])
+        for f in dataclasses.fields(Settings)
+    ]

@@ -1,0 +1,271 @@
+"""Commits: operations -> tree -> commit -> ref compare-and-swap.
+
+A commit lands whole or not at all: every object is written before the ref
+moves, and the ref moves only if it still points where the commit was built
+from. Without `parent_commit`, a lost race rebuilds on the new head, so two
+writers both land in some order; with it, a moved head is a conflict.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pathspec
+from sqlalchemy import select
+
+from hver.core import access
+from hver.core.accounts import Actor
+from hver.core.hub import Hub
+from hver.core.repos import DEFAULT_BRANCH, author_line, refresh_index
+from hver.core.tree import branch_ref, get_file, paths_info, resolve_revision
+from hver.db.models import LfsObject, Repo
+from hver.errors import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    LfsObjectMissing,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RevisionNotFound,
+)
+from hver.names import validate_folder, validate_path
+from hver.storage.git import FILE_MODE, GitRepo
+from hver.storage.lfs import Pointer, blob_key, check_oid
+
+MAX_CAS_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
+class AddFile:
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AddLfs:
+    path: str
+    oid: str
+    size: int | None = None  # absent on copies: taken from the stored object
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class DeleteFolder:
+    path: str
+
+
+Operation = AddFile | AddLfs | DeleteFile | DeleteFolder
+
+
+def validate_operation(op: Operation) -> Operation:
+    if isinstance(op, DeleteFolder):
+        return DeleteFolder(validate_folder(op.path))
+    validate_path(op.path)
+    if isinstance(op, AddLfs):
+        check_oid(op.oid)
+        if op.size is not None and (not isinstance(op.size, int) or op.size < 0):
+            raise BadRequest(f"Invalid LFS size for {op.path!r}.")
+    return op
+
+
+def decode_base64(data: str, path: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, TypeError):
+        raise BadRequest(f"Invalid base64 content for {path!r}.") from None
+
+
+def create_commit(
+    hub: Hub,
+    actor: Actor | None,
+    repo: Repo,
+    revision: str,
+    operations: Sequence[Operation],
+    summary: str,
+    description: str = "",
+    parent_commit: str | None = None,
+) -> str:
+    """Apply `operations` on top of branch `revision`; returns the new commit id."""
+    access.require_write(actor, repo)
+    assert actor is not None
+    settings = hub.settings
+    if len(operations) > settings.max_commit_files:
+        raise PayloadTooLarge(
+            f"Too many operations in one commit: {len(operations)} > {settings.max_commit_files}."
+        )
+    ops = [validate_operation(op) for op in operations]
+    for op in ops:
+        if isinstance(op, AddFile) and len(op.content) > settings.max_inline_file_size:
+            raise PayloadTooLarge(
+                f"{op.path} is {len(op.content)} bytes, over the "
+                f"{settings.max_inline_file_size}-byte limit for regular files: upload it "
+                "with LFS."
+            )
+    git = hub.git.open(repo.storage_key)
+    ref = branch_ref(git, revision)
+    lfs_sizes = _check_lfs_objects(hub, repo, [op for op in ops if isinstance(op, AddLfs)])
+
+    # Blobs are content-addressed: write them once, whatever the number of attempts.
+    blob_ids: dict[int, str] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op, AddFile):
+            blob_ids[i] = git.add_blob(op.content)
+        elif isinstance(op, AddLfs):
+            blob_ids[i] = git.add_blob(Pointer(op.oid, lfs_sizes[op.oid]).encode())
+
+    message = summary.strip() or "Update files"
+    if description.strip():
+        message = f"{message}\n\n{description.strip()}"
+    author = author_line(actor)
+    for _ in range(MAX_CAS_ATTEMPTS):
+        head = git.ref(ref)
+        assert head is not None
+        if parent_commit is not None and parent_commit != head:
+            raise PreconditionFailed(
+                f"A commit has happened since {parent_commit}: the branch head is now {head}. "
+                "Pull the changes and try again."
+            )
+        files = git.flatten(git.commit(head).tree)
+        for i, op in enumerate(ops):
+            _apply(files, op, blob_ids.get(i))
+        _check_no_file_folder_clash(files)
+        sha = git.write_commit(git.write_tree(files), [head], message, author)
+        if git.cas_ref(ref, head, sha):
+            break
+    else:
+        raise Conflict("The branch is moving too fast; try again.")
+    if ref == f"refs/heads/{DEFAULT_BRANCH}":
+        refresh_index(hub, repo, git)
+    return sha
+
+
+def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs]) -> dict[str, int]:
+    """Sizes of the LFS objects the operations name; each must be uploaded to this repo."""
+    if not ops:
+        return {}
+    oids = {op.oid for op in ops}
+    with hub.db.read() as session:
+        known = dict(
+            session.execute(
+                select(LfsObject.oid, LfsObject.size).where(
+                    LfsObject.repo_id == repo.id, LfsObject.oid.in_(oids)
+                )
+            ).tuples().all()
+        )
+    for op in ops:
+        size = known.get(op.oid)
+        if size is None or not hub.blobs.exists(blob_key(op.oid)):
+            raise LfsObjectMissing(
+                f"LFS object {op.oid} for {op.path} was never uploaded to this repo; "
+                "upload it before committing."
+            )
+        if op.size is not None and op.size != size:
+            raise BadRequest(
+                f"LFS object {op.oid} for {op.path} is {size} bytes, not {op.size}."
+            )
+    return known
+
+
+def _apply(files: dict[str, tuple[int, str]], op: Operation, blob: str | None) -> None:
+    if isinstance(op, (AddFile, AddLfs)):
+        assert blob is not None
+        files[op.path] = (FILE_MODE, blob)
+    elif isinstance(op, DeleteFile):
+        if files.pop(op.path, None) is None:
+            raise EntryNotFound(f"Cannot delete {op.path}: no such file.")
+    else:
+        prefix = f"{op.path}/"
+        doomed = [p for p in files if p.startswith(prefix)]
+        if not doomed:
+            raise EntryNotFound(f"Cannot delete folder {op.path}: no such folder.")
+        for p in doomed:
+            del files[p]
+
+
+def _check_no_file_folder_clash(files: dict[str, tuple[int, str]]) -> None:
+    for path in files:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                raise BadRequest(
+                    f"Cannot have both a file {parent!r} and a file {path!r} inside it."
+                )
+
+
+# -- preupload ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    path: str
+    mode: str  # "lfs" | "regular"
+    should_ignore: bool
+    oid: str | None
+
+
+def _gitattributes_lfs(git: GitRepo, commit: str) -> pathspec.PathSpec | None:
+    patterns = []
+    for line in _read_text(git, commit, ".gitattributes").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not parts[0].startswith("#") and "filter=lfs" in parts[1:]:
+            patterns.append(parts[0])
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns) if patterns else None
+
+
+def _read_text(git: GitRepo, commit: str, path: str) -> str:
+    try:
+        info = get_file(git, commit, path)
+    except EntryNotFound:
+        return ""
+    if info.lfs is not None:
+        return ""
+    return git.blob(info.oid).decode("utf-8", "replace")
+
+
+def plan_uploads(
+    hub: Hub, repo: Repo, revision: str, files: Sequence[tuple[str, int, bytes]],
+    git_ignore: str | None,
+) -> list[UploadPlan]:
+    """How each file should travel: 'lfs' for large or binary files, else 'regular'.
+
+    `files` holds (path, size, first bytes). Also returns the current oid of each
+    path at `revision` (sha256 for LFS files, git blob id otherwise) so the
+    client can skip unchanged files.
+    """
+    git = hub.git.open(repo.storage_key)
+    try:
+        commit: str | None = resolve_revision(git, revision)
+    except RevisionNotFound:  # a branch about to be created: plan against nothing
+        commit = None
+    lfs = _gitattributes_lfs(git, commit) if commit else None
+    ignore_text = git_ignore if git_ignore is not None else (
+        _read_text(git, commit, ".gitignore") if commit else ""
+    )
+    ignore = pathspec.PathSpec.from_lines("gitwildmatch", ignore_text.splitlines())
+    existing: dict[str, str] = {}
+    if commit is not None:
+        for info in paths_info(git, commit, [p for p, _, _ in files]):
+            if not info.is_dir:
+                existing[info.path] = info.lfs.oid if info.lfs else info.oid
+    out = []
+    for path, size, sample in files:
+        validate_path(path)
+        is_lfs = (
+            size >= hub.settings.max_inline_file_size
+            or b"\x00" in sample
+            or (lfs is not None and lfs.match_file(path))
+        )
+        out.append(UploadPlan(
+            path=path,
+            mode="lfs" if is_lfs and size > 0 else "regular",
+            should_ignore=bool(ignore.match_file(path)),
+            oid=existing.get(path),
+        ))
+    return out

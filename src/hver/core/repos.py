@@ -1,0 +1,275 @@
+"""Repos: create, delete, move, settings, lookup, listing, and the index behind listings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hver.core import access
+from hver.core.accounts import Actor, get_account
+from hver.core.cards import CardError, index_card, parse_front_matter, tag_matches
+from hver.core.hub import Hub
+from hver.core.tree import list_files
+from hver.db.models import Repo, utcnow
+from hver.errors import BadRequest, Conflict, Forbidden, RepoNotFound
+from hver.names import RepoType, validate_namespace, validate_part
+from hver.storage.git import FILE_MODE, GitRepo
+
+DEFAULT_BRANCH = "main"
+GITATTRIBUTES = """\
+*.7z filter=lfs diff=lfs merge=lfs -text
+*.arrow filter=lfs diff=lfs merge=lfs -text
+*.bin filter=lfs diff=lfs merge=lfs -text
+*.bz2 filter=lfs diff=lfs merge=lfs -text
+*.ckpt filter=lfs diff=lfs merge=lfs -text
+*.ftz filter=lfs diff=lfs merge=lfs -text
+*.gz filter=lfs diff=lfs merge=lfs -text
+*.h5 filter=lfs diff=lfs merge=lfs -text
+*.joblib filter=lfs diff=lfs merge=lfs -text
+*.lfs.* filter=lfs diff=lfs merge=lfs -text
+*.lz4 filter=lfs diff=lfs merge=lfs -text
+*.mds filter=lfs diff=lfs merge=lfs -text
+*.mlmodel filter=lfs diff=lfs merge=lfs -text
+*.model filter=lfs diff=lfs merge=lfs -text
+*.msgpack filter=lfs diff=lfs merge=lfs -text
+*.npy filter=lfs diff=lfs merge=lfs -text
+*.npz filter=lfs diff=lfs merge=lfs -text
+*.onnx filter=lfs diff=lfs merge=lfs -text
+*.ot filter=lfs diff=lfs merge=lfs -text
+*.parquet filter=lfs diff=lfs merge=lfs -text
+*.pb filter=lfs diff=lfs merge=lfs -text
+*.pickle filter=lfs diff=lfs merge=lfs -text
+*.pkl filter=lfs diff=lfs merge=lfs -text
+*.pt filter=lfs diff=lfs merge=lfs -text
+*.pth filter=lfs diff=lfs merge=lfs -text
+*.rar filter=lfs diff=lfs merge=lfs -text
+*.safetensors filter=lfs diff=lfs merge=lfs -text
+saved_model/**/* filter=lfs diff=lfs merge=lfs -text
+*.tar.* filter=lfs diff=lfs merge=lfs -text
+*.tar filter=lfs diff=lfs merge=lfs -text
+*.tflite filter=lfs diff=lfs merge=lfs -text
+*.tgz filter=lfs diff=lfs merge=lfs -text
+*.wasm filter=lfs diff=lfs merge=lfs -text
+*.xz filter=lfs diff=lfs merge=lfs -text
+*.zip filter=lfs diff=lfs merge=lfs -text
+*.zst filter=lfs diff=lfs merge=lfs -text
+*tfevents* filter=lfs diff=lfs merge=lfs -text
+*.gguf filter=lfs diff=lfs merge=lfs -text
+"""
+
+
+def author_line(actor: Actor) -> str:
+    email = actor.email or f"{actor.name}@users.noreply.hver"
+    return f"{actor.name} <{email}>"
+
+
+def find_repo(session: Session, repo_type: RepoType, namespace: str, name: str) -> Repo | None:
+    return session.scalar(
+        select(Repo).where(
+            Repo.type == repo_type.value, Repo.namespace == namespace, Repo.name == name
+        )
+    )
+
+
+def get_repo(
+    session: Session, actor: Actor | None, repo_type: RepoType, namespace: str, name: str
+) -> Repo:
+    """The repo if it exists and the actor may read it; RepoNotFound otherwise."""
+    repo = find_repo(session, repo_type, namespace, name)
+    if repo is None or not access.can_read(actor, repo):
+        raise RepoNotFound()
+    return repo
+
+
+def create_repo(
+    hub: Hub,
+    actor: Actor | None,
+    repo_type: RepoType,
+    namespace: str,
+    name: str,
+    private: bool = False,
+) -> Repo:
+    validate_namespace(namespace)
+    validate_part(name)
+    access.require_namespace_write(actor, namespace)
+    assert actor is not None
+    with hub.db.read() as session:
+        if get_account(session, namespace) is None:
+            raise Forbidden(f"You don't have the rights to create repos under {namespace!r}.")
+        existing = find_repo(session, repo_type, namespace, name)
+        if existing is not None:
+            raise Conflict("You already created this repo")
+    key = uuid.uuid4().hex
+    git = hub.git.init(key)
+    blob = git.add_blob(GITATTRIBUTES.encode())
+    tree = git.write_tree({".gitattributes": (FILE_MODE, blob)})
+    sha = git.write_commit(tree, [], "initial commit", author_line(actor))
+    git.cas_ref(f"refs/heads/{DEFAULT_BRANCH}", None, sha)
+    now = utcnow()
+    repo = Repo(
+        type=repo_type.value, namespace=namespace, name=name, storage_key=key,
+        private=private, created_at=now, last_modified=now, sha=sha, tags=[],
+        downloads=0, likes=0,
+    )
+    try:
+        with hub.db.write() as session:
+            if find_repo(session, repo_type, namespace, name) is not None:
+                raise Conflict("You already created this repo")
+            session.add(repo)
+    except (Conflict, IntegrityError):
+        hub.git.delete(key)
+        raise Conflict("You already created this repo") from None
+    return repo
+
+
+def delete_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: str,
+                name: str) -> None:
+    with hub.db.write() as session:
+        repo = get_repo(session, actor, repo_type, namespace, name)
+        access.require_admin(actor, repo)
+        key = repo.storage_key
+        session.delete(repo)
+    # The index row is gone, so the repo is gone; the directory follows.
+    hub.git.delete(key)
+
+
+def move_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, src: tuple[str, str],
+              dst: tuple[str, str]) -> Repo:
+    validate_namespace(dst[0])
+    validate_part(dst[1])
+    with hub.db.write() as session:
+        repo = get_repo(session, actor, repo_type, *src)
+        access.require_admin(actor, repo)
+        if dst[0] != src[0]:
+            access.require_namespace_write(actor, dst[0])
+            if get_account(session, dst[0]) is None:
+                raise Forbidden(f"You don't have the rights to create repos under {dst[0]!r}.")
+        if find_repo(session, repo_type, *dst) is not None:
+            raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
+        repo.namespace, repo.name = dst
+        return repo
+
+
+def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: str,
+                    name: str, private: bool | None, gated: str | bool | None) -> Repo:
+    with hub.db.write() as session:
+        repo = get_repo(session, actor, repo_type, namespace, name)
+        access.require_admin(actor, repo)
+        if private is not None:
+            repo.private = private
+        if gated is not None:
+            if gated is False or gated == "false":
+                repo.gated = None
+            elif gated in ("auto", "manual"):
+                repo.gated = str(gated)
+            else:
+                raise BadRequest(f"Invalid gated value {gated!r}: 'auto', 'manual' or false.")
+        return repo
+
+
+def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
+    """Bring the listing index of a repo up to date with its default branch.
+
+    Called after commits to the default branch and whenever a reader sees the
+    index lag behind git (a crash between the ref update and this write).
+    """
+    git = git or hub.git.open(repo.storage_key)
+    head = git.ref(f"refs/heads/{DEFAULT_BRANCH}")
+    if head is None or head == repo.sha:
+        return repo
+    info = git.commit(head)
+    files = {f.path: f for f in list_files(git, head)}
+    card: dict[str, object] | None = None
+    readme = files.get("README.md")
+    if readme is not None and readme.lfs is None:
+        try:
+            card = parse_front_matter(git.blob(readme.oid).decode("utf-8", "replace"))
+        except CardError:
+            card = None
+    idx = index_card(card, repo.type, set(files))
+    with hub.db.write() as session:
+        row = session.get(Repo, repo.id)
+        if row is None:
+            return repo
+        row.sha = head
+        row.last_modified = _from_ts(info.timestamp)
+        row.card_data = idx.card_data
+        row.tags = idx.tags
+        row.pipeline_tag = idx.pipeline_tag
+        row.library_name = idx.library_name
+        return row
+
+
+def _from_ts(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+
+
+SORTS = {
+    "lastModified": Repo.last_modified,
+    "last_modified": Repo.last_modified,
+    "createdAt": Repo.created_at,
+    "created_at": Repo.created_at,
+    "downloads": Repo.downloads,
+    "likes": Repo.likes,
+    "trendingScore": Repo.likes,
+    "id": Repo.name,
+}
+
+
+def list_repos(
+    session: Session,
+    actor: Actor | None,
+    repo_type: RepoType,
+    *,
+    search: Sequence[str] = (),
+    author: str | None = None,
+    filters: Sequence[str] = (),
+    sort: str | None = None,
+    direction: int = -1,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[Repo]:
+    q = select(Repo).where(Repo.type == repo_type.value)
+    if actor is None:
+        q = q.where(Repo.private.is_(False))
+    elif not actor.is_admin:
+        visible = [actor.name, *actor.orgs]
+        q = q.where(or_(Repo.private.is_(False), Repo.namespace.in_(visible)))
+    if author:
+        q = q.where(Repo.namespace == author)
+    for term in search:
+        like = f"%{term.lower()}%"
+        q = q.where(func.lower(Repo.namespace + "/" + Repo.name).like(like))
+    column = SORTS.get(sort or "", None)
+    if sort and column is None:
+        raise BadRequest(f"Invalid sort {sort!r}: one of {', '.join(sorted(SORTS))}.")
+    if column is None:
+        q = q.order_by(Repo.id.desc() if direction < 0 else Repo.id.asc())
+    else:
+        q = q.order_by(column.desc() if direction < 0 else column.asc(), Repo.id.desc())
+    if not filters:
+        return list(session.scalars(q.offset(offset).limit(limit)))
+    # Tag filters run over the candidates in order; cards are small JSON documents.
+    out: list[Repo] = []
+    skipped = 0
+    for repo in session.scalars(q):
+        if all(tag_matches(f, repo.tags or [], repo.card_data) for f in filters):
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(repo)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def count_download(hub: Hub, repo_id: int) -> None:
+    with hub.db.write() as session:
+        session.execute(
+            update(Repo).where(Repo.id == repo_id).values(downloads=Repo.downloads + 1)
+        )

@@ -1,0 +1,106 @@
+"""SQLAlchemy tables. The schema itself is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    """A user or an organization: both live in one namespace."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "org"
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    fullname: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # "read" | "write" | "admin"
+
+
+class Token(Base):
+    """An API token; only the sha256 of its secret is kept."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))  # "read" | "write"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Repo(Base):
+    """The index entry of a repo. Its content lives in the git repository `storage_key`."""
+
+    __tablename__ = "repos"
+    __table_args__ = (
+        UniqueConstraint("type", "namespace", "name", name="uq_repos_type_namespace_name"),
+        Index("ix_repos_type_last_modified", "type", "last_modified"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    namespace: Mapped[str] = mapped_column(String(96), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    gated: Mapped[str | None] = mapped_column(String(8), nullable=True)  # None|"auto"|"manual"
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sha: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    card_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    pipeline_tag: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    library_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def repo_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class LfsObject(Base):
+    """An LFS object a repo may reference: uploaded to it, with verified sha256 and size."""
+
+    __tablename__ = "lfs_objects"
+    repo_id: Mapped[int] = mapped_column(
+        ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    )
+    oid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

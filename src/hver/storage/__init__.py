@@ -1,0 +1,1 @@
+"""Where bytes live: git repositories (dulwich) and the content-addressed blob store."""

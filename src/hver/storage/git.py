@@ -1,0 +1,228 @@
+"""Git repositories on disk, through dulwich: objects, trees, commits and refs.
+
+Every write adds objects first (each written to a lock file, fsynced, renamed)
+and then moves a ref with compare-and-swap: the ref update is the commit
+point, so a crash before it leaves only unreachable objects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.index import commit_tree
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.repo import Repo as DulwichRepo
+
+FILE_MODE = 0o100644
+DIR_MODE = 0o040000
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: int
+    sha: str
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    title: str
+    message: str
+    author: str
+    timestamp: int
+    parents: tuple[str, ...]
+    tree: str
+
+
+class GitRepo:
+    """One bare repository. Cheap to construct: open one per operation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.repo = DulwichRepo(str(path))
+
+    # -- refs -----------------------------------------------------------------
+    def ref(self, name: str) -> str | None:
+        try:
+            return self.repo.refs[name.encode()].decode()
+        except KeyError:
+            return None
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        """Refs under `prefix` (e.g. 'refs/heads/'), names without the prefix."""
+        out: dict[str, str] = {}
+        for name, sha in self.repo.refs.as_dict(prefix.rstrip("/").encode()).items():
+            out[name.decode()] = sha.decode()
+        return out
+
+    def cas_ref(self, name: str, old: str | None, new: str) -> bool:
+        """Point `name` at `new` if it still points at `old` (None: must not exist)."""
+        if old is None:
+            return bool(self.repo.refs.add_if_new(name.encode(), new.encode()))
+        return bool(self.repo.refs.set_if_equals(name.encode(), old.encode(), new.encode()))
+
+    def delete_ref(self, name: str, old: str) -> bool:
+        return bool(self.repo.refs.remove_if_equals(name.encode(), old.encode()))
+
+    # -- objects --------------------------------------------------------------
+    def has_commit(self, sha: str) -> bool:
+        try:
+            obj = self.repo.object_store[sha.encode()]
+        except KeyError:
+            return False
+        return isinstance(obj, Commit)
+
+    def peel(self, sha: str) -> str:
+        """The commit a ref value points to, through annotated tags."""
+        obj = self.repo.object_store[sha.encode()]
+        while isinstance(obj, Tag):
+            obj = self.repo.object_store[obj.object[1]]
+        return obj.id.decode()
+
+    def commit(self, sha: str) -> CommitInfo:
+        c = self.repo.object_store[sha.encode()]
+        assert isinstance(c, Commit)
+        message = c.message.decode("utf-8", "replace")
+        title = message.split("\n", 1)[0]
+        return CommitInfo(
+            id=c.id.decode(),
+            title=title,
+            message=message,
+            author=c.author.decode("utf-8", "replace"),
+            timestamp=c.commit_time,
+            parents=tuple(p.decode() for p in c.parents),
+            tree=c.tree.decode(),
+        )
+
+    def blob(self, sha: str) -> bytes:
+        obj = self.repo.object_store[sha.encode()]
+        assert isinstance(obj, Blob)
+        return obj.as_raw_string()
+
+    def tree(self, sha: str) -> list[TreeEntry]:
+        t = self.repo.object_store[sha.encode()]
+        assert isinstance(t, Tree)
+        return [
+            TreeEntry(name.decode("utf-8", "surrogateescape"), mode, s.decode())
+            for name, mode, s in t.iteritems()
+        ]
+
+    def lookup(self, tree_sha: str, path: str) -> TreeEntry | None:
+        """The entry at `path` ('' is the root tree itself)."""
+        if path == "":
+            return TreeEntry("", DIR_MODE, tree_sha)
+        current = tree_sha
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            entries = {e.path: e for e in self.tree(current)}
+            entry = entries.get(part)
+            if entry is None:
+                return None
+            if i == len(parts) - 1:
+                return TreeEntry(path, entry.mode, entry.sha)
+            if not entry.is_dir:
+                return None
+            current = entry.sha
+        return None
+
+    def walk(self, tree_sha: str, prefix: str = "", recursive: bool = True) -> Iterator[TreeEntry]:
+        """Entries below a tree, full paths, parents before children, sorted by git order."""
+        for e in self.tree(tree_sha):
+            full = f"{prefix}{e.path}"
+            yield TreeEntry(full, e.mode, e.sha)
+            if recursive and e.is_dir:
+                yield from self.walk(e.sha, f"{full}/", True)
+
+    def flatten(self, tree_sha: str) -> dict[str, tuple[int, str]]:
+        """path -> (mode, blob sha) for every file in the tree."""
+        return {e.path: (e.mode, e.sha) for e in self.walk(tree_sha) if not e.is_dir}
+
+    def add_blob(self, data: bytes) -> str:
+        blob = Blob.from_string(data)
+        self.repo.object_store.add_object(blob)
+        return blob.id.decode()
+
+    def write_tree(self, files: dict[str, tuple[int, str]]) -> str:
+        entries = [(p.encode(), s.encode(), m) for p, (m, s) in files.items()]
+        return commit_tree(self.repo.object_store, entries).decode()
+
+    def write_commit(
+        self,
+        tree: str,
+        parents: Iterable[str],
+        message: str,
+        author: str,
+        timestamp: int | None = None,
+    ) -> str:
+        c = Commit()
+        c.tree = tree.encode()
+        c.parents = [p.encode() for p in parents]
+        c.author = c.committer = author.encode()
+        c.author_time = c.commit_time = int(time.time()) if timestamp is None else timestamp
+        c.author_timezone = c.commit_timezone = 0
+        c.encoding = b"UTF-8"
+        c.message = message.encode()
+        self.repo.object_store.add_object(c)
+        return c.id.decode()
+
+    def write_tag(self, name: str, target: str, message: str, tagger: str) -> str:
+        """An annotated tag object for commit `target`."""
+        tag = Tag()
+        tag.name = name.encode()
+        tag.object = (Commit, target.encode())
+        tag.tagger = tagger.encode()
+        tag.tag_time = int(time.time())
+        tag.tag_timezone = 0
+        tag.message = message.encode()
+        self.repo.object_store.add_object(tag)
+        return tag.id.decode()
+
+    def history(
+        self, sha: str, path: str | None = None, limit: int | None = None
+    ) -> Iterator[CommitInfo]:
+        """Commits reachable from `sha`, newest first; only those touching `path` if given."""
+        walker = self.repo.get_walker(
+            include=[sha.encode()],
+            paths=[path.encode()] if path else None,
+            max_entries=limit,
+        )
+        for entry in walker:
+            yield self.commit(entry.commit.id.decode())
+
+    def count_commits(self, sha: str) -> int:
+        return sum(1 for _ in self.repo.get_walker(include=[sha.encode()]))
+
+
+class GitStore:
+    """All repositories, each in its own directory named by a stable storage key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.git"
+
+    def init(self, key: str) -> GitRepo:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        DulwichRepo.init_bare(str(path), mkdir=True)
+        repo = GitRepo(path)
+        repo.repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+        return repo
+
+    def open(self, key: str) -> GitRepo:
+        return GitRepo(self.path(key))
+
+    def delete(self, key: str) -> None:
+        shutil.rmtree(self.path(key), ignore_errors=True)

@@ -1,0 +1,185 @@
+"""A real hver server on a random loopback port, driven by the real clients.
+
+huggingface_hub reads HF_ENDPOINT when it is imported, so the port of this
+worker's server is chosen, and the environment set, before any test imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_HOME = Path(tempfile.mkdtemp(prefix="hver-tests-"))
+PORT = free_port()
+ENDPOINT = f"http://127.0.0.1:{PORT}"
+os.environ.update({
+    "HF_ENDPOINT": ENDPOINT,
+    "HF_HOME": str(_HOME / "hf-home"),
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_XET": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+    "DISABLE_SAFETENSORS_CONVERSION": "1",
+})
+os.environ.pop("HF_TOKEN", None)
+
+
+@dataclass
+class Server:
+    """A `hver serve` subprocess on its own data directory."""
+
+    data: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hver(self, *args: str) -> str:
+        """Run the hver CLI against this server's data directory; returns stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "hver", *args, "--data", str(self.data)],
+            env=self.env, check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def start(self) -> None:
+        log = (self.data.parent / f"server-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hver", "serve", "--data", str(self.data),
+             "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hver serve exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.endpoint}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("hver serve did not start in time")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+def _server(data: Path, port: int, **settings: str) -> Server:
+    env = dict(os.environ)
+    env.update({f"HVER_{k.upper()}": v for k, v in settings.items()})
+    env["HVER_LOG_LEVEL"] = "warning"
+    return Server(data=data, port=port, env=env)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    # Small multipart threshold so the multipart LFS path is exercised by ordinary tests.
+    srv = _server(_HOME / "data", PORT, lfs_multipart_threshold=str(8 * 1024 * 1024),
+                  lfs_part_size=str(3 * 1024 * 1024))
+    srv.data.mkdir(parents=True, exist_ok=True)
+    srv.start()
+    yield srv
+    srv.stop()
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Extra servers with their own data directory and settings (crash tests, limits)."""
+    started: list[Server] = []
+
+    def make(**settings: str) -> Server:
+        srv = _server(tmp_path / f"data-{len(started)}", free_port(), **settings)
+        srv.data.mkdir(parents=True)
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@dataclass
+class User:
+    name: str
+    token: str
+    read_token: str
+
+
+@pytest.fixture(scope="session")
+def user_factory(server: Server) -> Callable[..., User]:
+    def make(prefix: str = "user") -> User:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        server.hver("user", "create", name, "--email", f"{name}@example.org")
+        return User(
+            name=name,
+            token=server.hver("token", "create", name, "--role", "write"),
+            read_token=server.hver("token", "create", name, "--role", "read"),
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def user(user_factory: Callable[..., User]) -> User:
+    return user_factory("alice")
+
+
+@pytest.fixture(scope="session")
+def other(user_factory: Callable[..., User]) -> User:
+    return user_factory("bob")
+
+
+@pytest.fixture
+def api(server: Server, user: User):  # type: ignore[no-untyped-def]
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=server.endpoint, token=user.token)
+
+
+@pytest.fixture
+def repo_factory(api, user: User) -> Callable[..., str]:  # type: ignore[no-untyped-def]
+    def make(repo_type: str = "model", private: bool = False, name: str | None = None) -> str:
+        repo_id = f"{user.name}/{name or 'repo-' + uuid.uuid4().hex[:8]}"
+        api.create_repo(repo_id, repo_type=repo_type, private=private)
+        return repo_id
+
+    return make
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "hf-cache"
+    d.mkdir()
+    return d
