@@ -183,3 +183,16 @@ def cache_dir(tmp_path: Path) -> Path:
     d = tmp_path / "hf-cache"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def no_server_errors(server: Server) -> Iterator[None]:
+    """Fail the test if the session server logged an unexpected error (a 500) during it."""
+    log = server.data.parent / f"server-{server.port}.log"
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    if log.exists():
+        with log.open("rb") as fh:
+            fh.seek(start)
+            new = fh.read().decode("utf-8", "replace")
+        assert "unexpected error" not in new and "Traceback" not in new, new[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from huggingface_hub import hf_hub_download
 
@@ -19,6 +20,6 @@ def test_upload_then_download(api, repo_factory, cache_dir):
     api.upload_file(path_or_fileobj=b"hello\n", path_in_repo="hello.txt", repo_id=repo_id)
     api.upload_file(path_or_fileobj=big, path_in_repo="weights.bin", repo_id=repo_id)
     path = hf_hub_download(repo_id, "hello.txt", cache_dir=cache_dir, token=api.token)
-    assert open(path, "rb").read() == b"hello\n"
+    assert Path(path).read_bytes() == b"hello\n"
     path = hf_hub_download(repo_id, "weights.bin", cache_dir=cache_dir, token=api.token)
-    assert open(path, "rb").read() == big
+    assert Path(path).read_bytes() == big

@@ -23,6 +23,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _http_protocol() -> str:
+    """hver's httptools protocol (sendfile downloads, bigger upload reads) when available."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "auto"
+    return "hver.serving:HverHttpToolsProtocol"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -36,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if hasattr(hub.blobs, "clean_staging"):
         hub.blobs.clean_staging(older_than=24 * 3600)
     with hub.db.read() as session:
-        has_users = session.query(accounts.Account).filter_by(kind="user").first() is not None
+        has_users = accounts.has_users(session)
     url = f"http://{settings.host}:{settings.port}"
     print(f"hver is serving {settings.data.resolve()} at {url}", file=sys.stderr)
     if not has_users:
@@ -55,10 +64,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         hub.close()
         os.environ["HVER_DATA"] = str(settings.data)
         uvicorn.run("hver.app:app_from_env", factory=True, host=settings.host,
-                    port=settings.port, workers=settings.workers, log_level=settings.log_level)
+                    port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                    http=_http_protocol())
         return 0
     app = create_app(settings, hub)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                http=_http_protocol())
     return 0
 
 

@@ -91,6 +91,6 @@ def _convert(default: Any, raw: str) -> Any:
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, help) for every setting, for docs and `--help`."""
     return [
-        (f"HVER_{f.name.upper()}", str(f.default), f.metadata["help"])
+        (f"HVER_{f.name.upper()}", str(f.default) or "(unset)", f.metadata["help"])
         for f in dataclasses.fields(Settings)
     ]

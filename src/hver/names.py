@@ -7,7 +7,9 @@ import re
 
 from hver.errors import InvalidName, InvalidPath
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
+# ASCII only, as on the Hub (a Unicode \w would admit "très"); \Z, since `$` would
+# also match before a trailing newline.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}\Z", re.ASCII)
 # URL path segments that can never be a namespace: they route elsewhere.
 RESERVED_NAMESPACES = frozenset(
     {"api", "models", "datasets", "spaces", "kernels", "docs", "settings", "login", "logout",
@@ -97,7 +99,9 @@ def validate_path(path: str) -> str:
     parts = path.split("/")
     for seg in parts:
         if seg in ("", ".", ".."):
-            raise InvalidPath(f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed.")
+            raise InvalidPath(
+                f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed."
+            )
         if seg == ".git":
             raise InvalidPath(f"Invalid file path {path!r}: '.git' is reserved.")
     try:

@@ -66,16 +66,21 @@ def repo_info(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
     files = list_files(git, sha)
     out = repo_summary(repo, full=True, card=True)
     out["sha"] = sha
+    if sha != repo.sha:  # another revision: its own card, not the default branch's
+        idx = core_repos.card_index(git, sha, repo.type, files)
+        out["cardData"], out["tags"] = idx.card_data, idx.tags
+        if repo_type is RepoType.model:
+            out["pipeline_tag"], out["library_name"] = idx.pipeline_tag, idx.library_name
     out["siblings"] = [sibling(f, blobs) for f in files]
     out["usedStorage"] = sum(f.size for f in files)
-    if repo.card_data is None:
+    if out.get("cardData") is None:
         out["cardData"] = {}
     if repo_type is RepoType.model:
         out["spaces"] = []
         if "config.json" in {f.path for f in files}:
             out["config"] = {}
     if repo_type is RepoType.space:
-        sdk = (repo.card_data or {}).get("sdk")
+        sdk = out["cardData"].get("sdk")
         out["sdk"] = sdk
         out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
     return out

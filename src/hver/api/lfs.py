@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -67,7 +69,8 @@ def _batch_handler(repo_type: RepoType) -> Any:
             plans = await run_in_threadpool(core_lfs.plan_upload, hub, repo, objects)
         else:
             plans = await run_in_threadpool(core_lfs.plan_download, hub, repo, objects)
-        verify_href = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}.git/info/lfs/objects/verify"
+        git_url = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}.git"
+        verify_href = f"{git_url}/info/lfs/objects/verify"
         out = []
         for p in plans:
             item: dict[str, Any] = {"oid": p.oid, "size": p.size, "authenticated": True}
@@ -101,8 +104,9 @@ def _verify_handler(repo_type: RepoType) -> Any:
                      actor: ActorDep) -> Any:
         name = name.removesuffix(".git")
         body = await _json(request)
-        oid, size = (body.get("oid"), body.get("size")) if isinstance(body, dict) else (None, None)
-        check_oid(oid)  # type: ignore[arg-type]
+        if not isinstance(body, dict):
+            raise BadRequest("Body must be a JSON object.")
+        oid, size = check_oid(body.get("oid")), body.get("size")
         repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
         access.require_write(actor, repo)
         stored = await run_in_threadpool(core_lfs.has_object, hub, repo.id, oid)
@@ -120,17 +124,28 @@ for _t in RepoType:
 
 
 async def _receive(request: Request, writer: Any) -> None:
-    """Stream the request body into `writer`, hashing and writing off the event loop."""
+    """Stream the request body into `writer`, hashing and writing off the event loop.
+
+    One batch is hashed and written in the thread pool while the next one arrives.
+    """
     buf = bytearray()
+    pending: asyncio.Future[None] | None = None
     try:
         async for chunk in request.stream():
             buf += chunk
             if len(buf) >= FLUSH_BYTES:
-                data, buf = bytes(buf), bytearray()
-                await run_in_threadpool(writer.write, data)
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write, buf))
+                buf = bytearray()
+        if pending is not None:
+            await pending
         if buf:
-            await run_in_threadpool(writer.write, bytes(buf))
+            await run_in_threadpool(writer.write, buf)
     except BaseException:
+        if pending is not None and not pending.done():
+            with contextlib.suppress(BaseException):
+                await pending  # the file must not close under a write in flight
         writer.abort()
         raise
 

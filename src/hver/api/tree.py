@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import islice
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -39,7 +40,9 @@ def expanded(git: GitRepo, commit: str, f: FileInfo) -> dict[str, Any]:
     if last is not None:
         out["lastCommit"] = {"id": last.id, "title": last.title, "date": iso_ts(last.timestamp)}
     if not f.is_dir:
-        out["securityFileStatus"] = {"status": "unscanned"}
+        # The client indexes all three keys; this hub scans nothing.
+        out["securityFileStatus"] = {"status": "unscanned", "avScan": None,
+                                     "pickleImportScan": None}
     return out
 
 
@@ -95,9 +98,15 @@ async def paths_info(request: Request, plural: str, ns: str, name: str, revision
         paths = body.get("paths", []) if isinstance(body, dict) else []
         expand = bool(body.get("expand")) if isinstance(body, dict) else False
     else:
-        form = await request.form()
-        paths = [str(p) for p in form.getlist("paths")]
-        expand = str(form.get("expand", "false")).lower() in ("1", "true")
+        # Form-urlencoded (what the client sends), parsed here: Starlette's form
+        # parser needs python-multipart, which is not a dependency.
+        try:
+            form = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True,
+                            strict_parsing=False)
+        except UnicodeDecodeError:
+            raise BadRequest("Form body must be UTF-8.") from None
+        paths = form.get("paths", [])
+        expand = form.get("expand", ["false"])[-1].lower() in ("1", "true")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise BadRequest("'paths' must be a list of strings.")
     if len(paths) > MAX_PATHS_INFO:

@@ -40,6 +40,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def has_users(session: Session) -> bool:
+    return session.scalar(select(Account.id).where(Account.kind == "user").limit(1)) is not None
+
+
 def get_account(session: Session, name: str) -> Account | None:
     return session.scalar(select(Account).where(Account.name == name))
 

@@ -28,7 +28,8 @@ def parse_front_matter(text: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise CardError("README.md metadata must be a YAML mapping.")
-    return _jsonable(data)
+    result: dict[str, Any] = _jsonable(data)
+    return result
 
 
 def _jsonable(value: Any) -> Any:

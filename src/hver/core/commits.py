@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pathspec
 from sqlalchemy import select
@@ -210,7 +211,7 @@ class UploadPlan:
     oid: str | None
 
 
-def _gitattributes_lfs(git: GitRepo, commit: str) -> pathspec.PathSpec | None:
+def _gitattributes_lfs(git: GitRepo, commit: str) -> pathspec.PathSpec[Any] | None:
     patterns = []
     for line in _read_text(git, commit, ".gitattributes").splitlines():
         parts = line.split()

@@ -36,8 +36,7 @@ def parse_objects(objects: Any) -> list[tuple[str, int]]:
     for obj in objects:
         if not isinstance(obj, dict):
             raise BadRequest("Each object must be a JSON object.")
-        oid, size = obj.get("oid"), obj.get("size")
-        check_oid(oid)
+        oid, size = check_oid(obj.get("oid")), obj.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise BadRequest(f"Invalid size for object {oid}.")
         out.append((oid, size))

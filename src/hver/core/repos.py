@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from hver.core import access
 from hver.core.accounts import Actor, get_account
-from hver.core.cards import CardError, index_card, parse_front_matter, tag_matches
+from hver.core.cards import CardError, CardIndex, index_card, parse_front_matter, tag_matches
 from hver.core.hub import Hub
-from hver.core.tree import list_files
+from hver.core.tree import FileInfo, list_files
 from hver.db.models import Repo, utcnow
 from hver.errors import BadRequest, Conflict, Forbidden, RepoNotFound
 from hver.names import RepoType, validate_namespace, validate_part
@@ -172,6 +172,18 @@ def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespac
         return repo
 
 
+def card_index(git: GitRepo, commit: str, repo_type: str, files: list[FileInfo]) -> CardIndex:
+    """Card data and tags of the repo as of `commit` (whose files are `files`)."""
+    card: dict[str, object] | None = None
+    readme = next((f for f in files if f.path == "README.md"), None)
+    if readme is not None and readme.lfs is None:
+        try:
+            card = parse_front_matter(git.blob(readme.oid).decode("utf-8", "replace"))
+        except CardError:
+            card = None
+    return index_card(card, repo_type, {f.path for f in files})
+
+
 def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
     """Bring the listing index of a repo up to date with its default branch.
 
@@ -183,15 +195,7 @@ def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
     if head is None or head == repo.sha:
         return repo
     info = git.commit(head)
-    files = {f.path: f for f in list_files(git, head)}
-    card: dict[str, object] | None = None
-    readme = files.get("README.md")
-    if readme is not None and readme.lfs is None:
-        try:
-            card = parse_front_matter(git.blob(readme.oid).decode("utf-8", "replace"))
-        except CardError:
-            card = None
-    idx = index_card(card, repo.type, set(files))
+    idx = card_index(git, head, repo.type, list_files(git, head))
     with hub.db.write() as session:
         row = session.get(Repo, repo.id)
         if row is None:
@@ -245,7 +249,7 @@ def list_repos(
     for term in search:
         like = f"%{term.lower()}%"
         q = q.where(func.lower(Repo.namespace + "/" + Repo.name).like(like))
-    column = SORTS.get(sort or "", None)
+    column = SORTS.get(sort or "")
     if sort and column is None:
         raise BadRequest(f"Invalid sort {sort!r}: one of {', '.join(sorted(SORTS))}.")
     if column is None:

@@ -7,19 +7,34 @@ point, so a crash before it leaves only unreachable objects.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.file import FileLocked
 from dulwich.index import commit_tree
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo as DulwichRepo
+
+from hver.errors import Conflict
 
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
+LOCK_WAIT_S = 10.0  # how long a ref update waits for another writer's lock
+STALE_LOCK_S = 30.0  # a ref lock this old was left by a crash
+
+
+def _oid(sha: str) -> ObjectID:
+    return ObjectID(sha.encode())
+
+
+def _ref(name: str) -> Ref:
+    return Ref(name.encode())
 
 
 @dataclass(frozen=True)
@@ -54,43 +69,69 @@ class GitRepo:
     # -- refs -----------------------------------------------------------------
     def ref(self, name: str) -> str | None:
         try:
-            return self.repo.refs[name.encode()].decode()
+            return self.repo.refs[_ref(name)].decode()
         except KeyError:
             return None
 
     def refs(self, prefix: str) -> dict[str, str]:
         """Refs under `prefix` (e.g. 'refs/heads/'), names without the prefix."""
         out: dict[str, str] = {}
-        for name, sha in self.repo.refs.as_dict(prefix.rstrip("/").encode()).items():
+        for name, sha in self.repo.refs.as_dict(_ref(prefix.rstrip("/"))).items():
             out[name.decode()] = sha.decode()
         return out
 
     def cas_ref(self, name: str, old: str | None, new: str) -> bool:
         """Point `name` at `new` if it still points at `old` (None: must not exist)."""
         if old is None:
-            return bool(self.repo.refs.add_if_new(name.encode(), new.encode()))
-        return bool(self.repo.refs.set_if_equals(name.encode(), old.encode(), new.encode()))
+            return self._locked(lambda: self.repo.refs.add_if_new(_ref(name), _oid(new)))
+        return self._locked(
+            lambda: self.repo.refs.set_if_equals(_ref(name), _oid(old), _oid(new))
+        )
 
     def delete_ref(self, name: str, old: str) -> bool:
-        return bool(self.repo.refs.remove_if_equals(name.encode(), old.encode()))
+        return self._locked(lambda: self.repo.refs.remove_if_equals(_ref(name), _oid(old)))
+
+    def _locked(self, update: Callable[[], object]) -> bool:
+        """Run a ref update, waiting while another writer holds the ref's lock file.
+
+        Writers hold `<ref>.lock` for a moment only; one older than STALE_LOCK_S was
+        left by a crashed process and is removed, so no repair step is ever needed.
+        """
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.002
+        while True:
+            try:
+                return bool(update())
+            except FileLocked as e:
+                lock = os.fsdecode(e.lockfilename)
+                try:
+                    if time.time() - os.stat(lock).st_mtime > STALE_LOCK_S:
+                        os.unlink(lock)
+                        continue
+                except FileNotFoundError:
+                    continue
+                if time.monotonic() > deadline:
+                    raise Conflict("The branch is busy with another write; try again.") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     # -- objects --------------------------------------------------------------
     def has_commit(self, sha: str) -> bool:
         try:
-            obj = self.repo.object_store[sha.encode()]
+            obj = self.repo.object_store[_oid(sha)]
         except KeyError:
             return False
         return isinstance(obj, Commit)
 
     def peel(self, sha: str) -> str:
         """The commit a ref value points to, through annotated tags."""
-        obj = self.repo.object_store[sha.encode()]
+        obj = self.repo.object_store[_oid(sha)]
         while isinstance(obj, Tag):
             obj = self.repo.object_store[obj.object[1]]
         return obj.id.decode()
 
     def commit(self, sha: str) -> CommitInfo:
-        c = self.repo.object_store[sha.encode()]
+        c = self.repo.object_store[_oid(sha)]
         assert isinstance(c, Commit)
         message = c.message.decode("utf-8", "replace")
         title = message.split("\n", 1)[0]
@@ -105,12 +146,12 @@ class GitRepo:
         )
 
     def blob(self, sha: str) -> bytes:
-        obj = self.repo.object_store[sha.encode()]
+        obj = self.repo.object_store[_oid(sha)]
         assert isinstance(obj, Blob)
         return obj.as_raw_string()
 
     def tree(self, sha: str) -> list[TreeEntry]:
-        t = self.repo.object_store[sha.encode()]
+        t = self.repo.object_store[_oid(sha)]
         assert isinstance(t, Tree)
         return [
             TreeEntry(name.decode("utf-8", "surrogateescape"), mode, s.decode())
@@ -153,7 +194,7 @@ class GitRepo:
         return blob.id.decode()
 
     def write_tree(self, files: dict[str, tuple[int, str]]) -> str:
-        entries = [(p.encode(), s.encode(), m) for p, (m, s) in files.items()]
+        entries = [(p.encode(), _oid(s), m) for p, (m, s) in files.items()]
         return commit_tree(self.repo.object_store, entries).decode()
 
     def write_commit(
@@ -165,8 +206,8 @@ class GitRepo:
         timestamp: int | None = None,
     ) -> str:
         c = Commit()
-        c.tree = tree.encode()
-        c.parents = [p.encode() for p in parents]
+        c.tree = _oid(tree)
+        c.parents = [_oid(p) for p in parents]
         c.author = c.committer = author.encode()
         c.author_time = c.commit_time = int(time.time()) if timestamp is None else timestamp
         c.author_timezone = c.commit_timezone = 0
@@ -179,7 +220,7 @@ class GitRepo:
         """An annotated tag object for commit `target`."""
         tag = Tag()
         tag.name = name.encode()
-        tag.object = (Commit, target.encode())
+        tag.object = (Commit, _oid(target))
         tag.tagger = tagger.encode()
         tag.tag_time = int(time.time())
         tag.tag_timezone = 0
@@ -192,7 +233,7 @@ class GitRepo:
     ) -> Iterator[CommitInfo]:
         """Commits reachable from `sha`, newest first; only those touching `path` if given."""
         walker = self.repo.get_walker(
-            include=[sha.encode()],
+            include=[_oid(sha)],
             paths=[path.encode()] if path else None,
             max_entries=limit,
         )
@@ -200,7 +241,7 @@ class GitRepo:
             yield self.commit(entry.commit.id.decode())
 
     def count_commits(self, sha: str) -> int:
-        return sum(1 for _ in self.repo.get_walker(include=[sha.encode()]))
+        return sum(1 for _ in self.repo.get_walker(include=[_oid(sha)]))
 
 
 class GitStore:
@@ -218,7 +259,7 @@ class GitStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         DulwichRepo.init_bare(str(path), mkdir=True)
         repo = GitRepo(path)
-        repo.repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+        repo.repo.refs.set_symbolic_ref(_ref("HEAD"), _ref("refs/heads/main"))
         return repo
 
     def open(self, key: str) -> GitRepo:

@@ -40,7 +40,7 @@ def parse_pointer(data: bytes) -> Pointer | None:
     return Pointer(m.group("oid").decode(), int(m.group("size")))
 
 
-def check_oid(oid: str) -> str:
+def check_oid(oid: object) -> str:
     if not isinstance(oid, str) or not _OID_RE.match(oid):
         raise BadRequest(f"Invalid LFS oid {oid!r}: expected 64 lowercase hex characters.")
     return oid

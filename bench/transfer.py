@@ -1,0 +1,565 @@
+"""Upload and download one big LFS file through hver, and nginx for comparison.
+
+    .venv/bin/python bench/transfer.py [--size-mib 1024] [--keep]
+
+Starts its own `hver serve` (temporary data directory, random loopback port) and, when
+an `nginx` binary is on PATH, an nginx serving hver's stored copy of the same blob with
+sendfile. Everything is measured in the same run on the same machine:
+
+- the local limit for an upload: read + sha256 + write + fsync of the same bytes;
+- upload with curl (`curl -T` to a signed href from the LFS batch API) and with the
+  real client (`HfApi.upload_file`; its own sha256 pass is timed separately);
+- download with curl (`curl -L -o /dev/null` from /resolve) and with the real client
+  (`hf_hub_download` into a fresh cache); for nginx, curl and huggingface_hub's own
+  `http_get` (the same transfer loop hf_hub_download runs) into a file;
+- server CPU seconds (utime + stime from /proc) per GiB moved, and the server's peak
+  RSS (VmHWM) after every phase.
+
+It prints a table, then each target with PASS/MISS. Exit status is 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+CHUNK = 8 * MiB
+TICK = os.sysconf("SC_CLK_TCK")
+TARGETS = {
+    "download_curl": 0.8,     # × nginx, curl client
+    "download_client": 0.9,   # × nginx, huggingface_hub client
+    "cpu_per_gib": 0.5,       # server CPU seconds per GiB served
+    "upload": 0.7,            # × local sha256 + write
+    "rss_mb": 300,            # peak server RSS
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- /proc accounting -------------------------------------------------------------
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                todo.extend(int(k) for k in kids)
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and its live descendants (nginx: master + worker)."""
+    total = 0
+    for p in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat
+    return total / TICK
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- results ------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    what: str
+    server: str
+    client: str
+    nbytes: int
+    seconds: float
+    cpu: float | None = None        # server CPU seconds during the phase
+    rss: float | None = None        # server VmHWM after the phase, MB
+    note: str = ""
+
+    @property
+    def mbps(self) -> float:
+        return self.nbytes / MiB / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def cpu_per_gib(self) -> float | None:
+        return None if self.cpu is None else self.cpu / (self.nbytes / GiB)
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row, echo: bool = True) -> Row:
+        self.rows.append(row)
+        if echo:
+            show(row)
+        return row
+
+
+def show(row: Row) -> None:
+    cpu = f", server CPU {row.cpu_per_gib:.2f} s/GiB" if row.cpu is not None else ""
+    print(f"  {row.what:<9} {row.server:<6} {row.client:<22} {row.mbps:8.0f} MiB/s "
+          f"({row.seconds:.2f} s){cpu}", flush=True)
+
+
+@contextmanager
+def measured(pid: int | None) -> Iterator[dict[str, float]]:
+    out: dict[str, float] = {}
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    t0 = time.perf_counter()
+    yield out
+    out["seconds"] = time.perf_counter() - t0
+    if pid:
+        out["cpu"] = cpu_seconds(pid) - cpu0
+        out["rss"] = peak_rss_mb(pid)
+
+
+# --- the file -----------------------------------------------------------------------
+
+def make_file(path: Path, size: int) -> str:
+    """Write `size` incompressible bytes, no two 8 MiB chunks alike; return their sha256."""
+    h = hashlib.sha256()
+    block = os.urandom(64 * MiB)
+    with path.open("wb") as fh:
+        left, i = size, 0
+        while left:
+            n = min(CHUNK, left)
+            off = (i * CHUNK) % len(block)
+            chunk = i.to_bytes(8, "little") + block[off + 8:off + n]
+            h.update(chunk)
+            fh.write(chunk)
+            left -= n
+            i += 1
+    return h.hexdigest()
+
+
+def hash_and_write(src: Path, dst: Path) -> float:
+    """What an upload must do at least: read, sha256 and write the bytes, then fsync."""
+    t0 = time.perf_counter()
+    h = hashlib.sha256()
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        while chunk := fin.read(CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    h.hexdigest()
+    return time.perf_counter() - t0
+
+
+# --- servers ------------------------------------------------------------------------
+
+class Hver:
+    def __init__(self, root: Path) -> None:
+        self.data = root / "hver-data"
+        self.data.mkdir()
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, HVER_LOG_LEVEL="warning")
+        self.log = root / "hver.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "hver", *args, "--data", str(self.data)],
+            env=self.env, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+
+    def start(self) -> None:
+        import httpx
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hver", "serve", "--data", str(self.data),
+             "--port", str(self.port)],
+            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"hver serve exited ({self.proc.returncode}); see {self.log}")
+            try:
+                if httpx.get(f"{self.endpoint}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit("hver serve did not start in 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Nginx:
+    """nginx in the foreground, serving one directory with sendfile."""
+
+    def __init__(self, root: Path, docroot: Path) -> None:
+        self.dir = root / "nginx"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        temp = "".join(f"  {k}_temp_path {self.dir}/{k};\n"
+                       for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (self.dir / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {self.dir}/nginx.pid;\n"
+            f"error_log {self.dir}/error.log warn;\n"
+            "events { worker_connections 64; }\n"
+            "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"
+            f"  default_type application/octet-stream;\n{temp}"
+            f"  server {{ listen 127.0.0.1:{self.port}; root {docroot}; }}\n}}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import httpx
+
+        self.proc = subprocess.Popen(
+            ["nginx", "-p", str(self.dir), "-e", str(self.dir / "error.log"),
+             "-c", str(self.dir / "nginx.conf")],
+            stdout=subprocess.DEVNULL, stderr=(self.dir / "stderr.log").open("ab"),
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.dir / "stderr.log").read_text()[-2000:])
+            try:
+                httpx.get(self.url + "/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- clients ------------------------------------------------------------------------
+
+def curl(*args: str) -> None:
+    subprocess.run(["curl", "-sS", "--fail", "-H", "Expect:", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def http_get_to(url: str, dest: Path) -> None:
+    """huggingface_hub's own download loop (what hf_hub_download runs) into a file."""
+    from huggingface_hub.file_download import http_get
+
+    with dest.open("wb") as fh:
+        http_get(url, fh)
+
+
+def signed_upload_href(endpoint: str, token: str, repo_id: str, oid: str, size: int) -> str:
+    import httpx
+
+    r = httpx.post(
+        f"{endpoint}/{repo_id}.git/info/lfs/objects/batch",
+        headers={"Authorization": f"Bearer {token}",
+                 "Accept": "application/vnd.git-lfs+json",
+                 "Content-Type": "application/vnd.git-lfs+json"},
+        json={"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
+              "objects": [{"oid": oid, "size": size}]},
+        timeout=60,
+    )
+    r.raise_for_status()
+    obj = r.json()["objects"][0]
+    if "actions" not in obj or "upload" not in obj["actions"]:
+        raise RuntimeError(f"no upload action for a fresh object: {obj}")
+    return str(obj["actions"]["upload"]["href"])
+
+
+# --- the run ------------------------------------------------------------------------
+
+def run(args: argparse.Namespace, root: Path) -> int:
+    size = args.size_mib * MiB
+    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HOME"] = str(root / "hf-home")
+    os.environ.pop("HF_TOKEN", None)
+
+    have_curl = shutil.which("curl") is not None
+    have_nginx = shutil.which("nginx") is not None
+    print(f"hver transfer bench: {args.size_mib} MiB file, {os.cpu_count()} CPUs, "
+          f"python {sys.version.split()[0]}, tmp {root}")
+
+    # Every upload needs bytes the server has not seen: two new files per round.
+    t0 = time.perf_counter()
+    files: list[tuple[Path, str]] = []
+    for i in range(args.rounds * 2):
+        path = root / f"f{i}.bin"
+        files.append((path, make_file(path, size)))
+    print(f"  generated {len(files)} test files in {time.perf_counter() - t0:.1f} s")
+    src_a, oid_a = files[0]
+
+    res = Results()
+    # The local limit for an upload, measured twice, the better one kept.
+    # Into new files, kept until the end: on a VM, filling fresh page-cache pages costs
+    # far more than rewriting just-freed ones, and an upload always writes a new file.
+    limit_s = min(hash_and_write(src_a, root / f"limit-{i}.bin") for i in range(2))
+    limit = res.add(Row("limit", "local", "sha256+write+fsync", size, limit_s))
+
+    hver = Hver(root)
+    hver.start()
+    assert hver.proc is not None
+    pid = hver.proc.pid
+    print(f"  hver at {hver.endpoint} (pid {pid}), startup peak RSS {peak_rss_mb(pid):.0f} MB")
+    name = "bench"
+    hver.cli("user", "create", name, "--email", "bench@example.org")
+    token = hver.cli("token", "create", name, "--role", "write")
+    repo_id = f"{name}/big"
+
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+
+    api = HfApi(endpoint=hver.endpoint, token=token)
+    api.create_repo(repo_id)
+
+    # Uploads: the real client (its own sha256 pass timed apart from the commit: PUT,
+    # verify, commit) and curl PUT to a signed href; the order flips every round.
+    ups: dict[str, list[Row]] = {}
+
+    def upload_client(path: Path, oid: str) -> None:
+        t0 = time.perf_counter()
+        op = CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
+        assert op.upload_info.sha256.hex() == oid  # computed lazily: time it here
+        hash_s = time.perf_counter() - t0
+        with measured(pid) as m:
+            api.create_commit(repo_id, operations=[op], commit_message=path.name)
+        row = Row("upload", "hver", "huggingface_hub", size, m["seconds"], m["cpu"], m["rss"])
+        total = size / MiB / (m["seconds"] + hash_s)
+        row.note = f"+ client sha256 {hash_s:.2f} s = {total:.0f} MiB/s"
+        ups.setdefault("client", []).append(row)
+        show(row)
+
+    def upload_curl(path: Path, oid: str) -> None:
+        href = signed_upload_href(hver.endpoint, token, repo_id, oid, size)
+        with measured(pid) as m:
+            curl("-T", str(path), href)
+        row = Row("upload", "hver", "curl", size, m["seconds"], m["cpu"], m["rss"])
+        ups.setdefault("curl", []).append(row)
+        show(row)
+        api.create_commit(repo_id, operations=[
+            CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))],
+            commit_message=path.name)
+
+    for rnd in range(args.rounds):
+        jobs = [(upload_client, files[2 * rnd]), (upload_curl, files[2 * rnd + 1])]
+        if rnd % 2:
+            jobs.reverse()
+        for fn, (path, oid) in jobs:
+            if fn is upload_curl and not have_curl:
+                continue
+            fn(path, oid)
+    for rows in ups.values():
+        best = min(rows, key=lambda r: r.seconds)
+        if len(rows) > 1:
+            best.note = (best.note + "; " if best.note else "") + "rounds: " + ", ".join(
+                f"{r.mbps:.0f}" for r in rows) + " MiB/s"
+        res.add(best, echo=False)
+    up_client = min(ups["client"], key=lambda r: r.seconds)
+    up_curl = min(ups["curl"], key=lambda r: r.seconds) if "curl" in ups else None
+
+    blob = hver.data / "blobs" / "lfs" / oid_a[0:2] / oid_a[2:4] / oid_a
+    if not blob.exists():
+        found = [p for p in hver.data.rglob(oid_a) if p.is_file()]
+        blob = found[0] if found else blob
+
+    # Downloads. Warm the page cache first so both servers read from memory. hver and
+    # nginx take turns (the order flips every round) and each keeps its best round; every
+    # downloaded file is kept to the end, so no client reuses pages another just freed.
+    if blob.exists():
+        with blob.open("rb") as fh:
+            while fh.read(CHUNK):
+                pass
+    ngx: Nginx | None = None
+    nginx_note = ""
+    if not have_nginx:
+        nginx_note = "nginx is not installed: skipped the nginx comparison."
+    elif not blob.exists():
+        nginx_note = f"hver's blob not found at {blob}: skipped nginx."
+    else:
+        ngx = Nginx(root, blob.parent)
+        try:
+            ngx.start()
+        except (RuntimeError, OSError) as e:
+            nginx_note = f"nginx failed to start, skipped: {e}"
+            ngx.stop()
+            ngx = None
+
+    resolve = f"{hver.endpoint}/{repo_id}/resolve/main/{src_a.name}"
+    runs: dict[tuple[str, str], list[Row]] = {}
+
+    def record(key: tuple[str, str], row: Row) -> None:
+        runs.setdefault(key, []).append(row)
+        show(row)
+
+    def hver_round(rnd: int) -> None:
+        if have_curl:
+            with measured(pid) as m:
+                curl("-L", "-o", "/dev/null", resolve)
+            record(("hver", "curl"), Row(
+                "download", "hver", "curl -o /dev/null", size, m["seconds"], m["cpu"], m["rss"]))
+        with measured(pid) as m:
+            got = hf_hub_download(repo_id, src_a.name, cache_dir=root / f"hf-cache-{rnd}",
+                                  endpoint=hver.endpoint)
+        record(("hver", "client"), Row(
+            "download", "hver", "hf_hub_download", size, m["seconds"], m["cpu"], m["rss"]))
+        if Path(got).stat().st_size != size:
+            raise SystemExit("hf_hub_download returned the wrong size")
+
+    def nginx_round(rnd: int) -> None:
+        assert ngx is not None and ngx.proc is not None
+        npid = ngx.proc.pid
+        url = f"{ngx.url}/{blob.name}"
+        if have_curl:
+            with measured(npid) as m:
+                curl("-o", "/dev/null", url)
+            record(("nginx", "curl"), Row(
+                "download", "nginx", "curl -o /dev/null", size, m["seconds"], m["cpu"]))
+        dest = root / f"nginx-download-{rnd}.bin"
+        with measured(npid) as m:
+            http_get_to(url, dest)
+        record(("nginx", "client"), Row(
+            "download", "nginx", "hf http_get -> file", size, m["seconds"], m["cpu"]))
+        if dest.stat().st_size != size:
+            raise SystemExit("nginx download has the wrong size")
+
+    try:
+        for rnd in range(args.rounds):
+            order = [hver_round, nginx_round] if rnd % 2 == 0 else [nginx_round, hver_round]
+            for fn in order:
+                if fn is nginx_round and ngx is None:
+                    continue
+                fn(rnd)
+    finally:
+        if ngx is not None:
+            ngx.stop()
+
+    down: dict[tuple[str, str], Row] = {}
+    for key in [("hver", "curl"), ("hver", "client"), ("nginx", "curl"), ("nginx", "client")]:
+        if key in runs:
+            best = min(runs[key], key=lambda r: r.seconds)
+            speeds = ", ".join(f"{r.mbps:.0f}" for r in runs[key])
+            best.note = f"rounds: {speeds} MiB/s" if len(runs[key]) > 1 else ""
+            down[key] = res.add(best, echo=False)
+    worst_cpu = max((r.cpu_per_gib or 0.0 for k, rs in runs.items() if k[0] == "hver"
+                     for r in rs), default=None)
+
+    rss_peak = peak_rss_mb(pid)
+    hver.stop()
+    report(res, limit, up_client, up_curl, down, worst_cpu, rss_peak,
+           nginx_note, have_curl)
+    return 0
+
+
+def report(res: Results, limit: Row, up_client: Row, up_curl: Row | None,
+           down: dict[tuple[str, str], Row], worst_cpu: float | None,
+           rss_peak: float, nginx_note: str, have_curl: bool) -> None:
+    print()
+    print(f"{'phase':<9} {'server':<6} {'client':<22} {'MiB/s':>8} {'seconds':>8} "
+          f"{'srv CPU s/GiB':>14} {'peak RSS MB':>12}  vs")
+    for r in res.rows:
+        vs = ""
+        if r.what == "upload":
+            vs = f"{r.mbps / limit.mbps:.2f}x limit"
+        elif r.what == "download" and r.server == "hver":
+            key = "curl" if r.client.startswith("curl") else "client"
+            ref = down.get(("nginx", key))
+            vs = f"{r.mbps / ref.mbps:.2f}x nginx" if ref else ""
+        cpu = f"{r.cpu_per_gib:14.2f}" if r.cpu is not None else f"{'':14}"
+        rss = f"{r.rss:12.0f}" if r.rss is not None else f"{'':12}"
+        print(f"{r.what:<9} {r.server:<6} {r.client:<22} {r.mbps:8.0f} {r.seconds:8.2f} "
+              f"{cpu} {rss}  {vs} {r.note}".rstrip())
+    if nginx_note:
+        print(nginx_note)
+    if not have_curl:
+        print("curl is not installed: skipped the curl rows.")
+
+    print("\ntargets:")
+    checks: list[tuple[str, float | None, Callable[[float], bool], str]] = []
+
+    def ratio(a: tuple[str, str], b: tuple[str, str]) -> float | None:
+        return down[a].mbps / down[b].mbps if a in down and b in down else None
+
+    checks.append(("download, curl       >= 0.80x nginx",
+                   ratio(("hver", "curl"), ("nginx", "curl")),
+                   lambda v: v >= TARGETS["download_curl"], "{:.2f}x"))
+    checks.append(("download, hf client  >= 0.90x nginx",
+                   ratio(("hver", "client"), ("nginx", "client")),
+                   lambda v: v >= TARGETS["download_client"], "{:.2f}x"))
+    checks.append(("server CPU per GiB served <= 0.5 s", worst_cpu,
+                   lambda v: v <= TARGETS["cpu_per_gib"], "{:.2f} s (worst hver download)"))
+    if up_curl is not None:
+        checks.append(("upload, curl         >= 0.70x limit", up_curl.mbps / limit.mbps,
+                       lambda v: v >= TARGETS["upload"], "{:.2f}x"))
+    checks.append(("upload, hf client    >= 0.70x limit", up_client.mbps / limit.mbps,
+                   lambda v: v >= TARGETS["upload"], "{:.2f}x (PUT + verify + commit)"))
+    checks.append(("peak server RSS      < 300 MB", rss_peak,
+                   lambda v: v < TARGETS["rss_mb"], "{:.0f} MB"))
+    for label, value, ok, fmt in checks:
+        if value is None:
+            print(f"  SKIP  {label}")
+        else:
+            mark = "PASS" if ok(value) else "MISS"
+            print(f"  {mark}  {label}: {fmt.format(value)}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (1024)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="rounds of each measurement, the order flipping; best kept (2)")
+    p.add_argument("--tmp", type=Path, default=None,
+                   help="directory for the files and data (a new temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = p.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hver-bench-", dir=args.tmp))
+    try:
+        return run(args, root)
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
