@@ -185,10 +185,14 @@ def test_downloads_count_config_json(api, model_repo, cache_dir):
     hf_hub_download(repo_id, "sub/dir/notes.txt", cache_dir=cache_dir, token=api.token)
     assert api.model_info(repo_id).downloads == 0  # only config.json counts
     hf_hub_download(repo_id, "config.json", cache_dir=cache_dir, token=api.token)
-    first = api.model_info(repo_id).downloads
-    assert first >= 1
+    assert api.model_info(repo_id).downloads == 1  # HEAD + GET of one download: counted once
     hf_hub_download(repo_id, "config.json", cache_dir=cache_dir / "other", token=api.token)
-    assert api.model_info(repo_id).downloads > first
+    assert api.model_info(repo_id).downloads == 2
+    # A plain HTTP client that sends no HEAD first counts on its GET.
+    resp = httpx.get(f"{api.endpoint}/{repo_id}/resolve/main/config.json",
+                     headers={"authorization": f"Bearer {api.token}"})
+    assert resp.status_code == 200
+    assert api.model_info(repo_id).downloads == 3
 
 
 def test_expand_returns_only_requested_fields(api, model_repo):

@@ -20,7 +20,7 @@ from hver.core.hub import Hub
 from hver.core.signing import Signer
 from hver.errors import BadRequest, NotFound
 from hver.names import RepoType
-from hver.storage.lfs import ObjectWriter, blob_key, check_oid
+from hver.storage.lfs import ObjectWriter, blob_key, check_oid, store_staged
 
 router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
@@ -200,6 +200,7 @@ class _PartWriter:
 
 
 def _multipart_path(hub: Hub, repo_id: int, oid: str) -> Path:
+    # Beside the blob store's own staging files, so finishing is a rename, not a copy.
     return hub.settings.tmp_dir / f"multipart-{repo_id}-{oid}"
 
 
@@ -235,18 +236,7 @@ async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubD
         raise BadRequest("No parts were uploaded.")
 
     def finish() -> None:
-        writer = ObjectWriter(hub.blobs, oid, size)
-        try:
-            with staged.open("rb") as fh:
-                while chunk := fh.read(FLUSH_BYTES):
-                    writer.write(chunk)
-        except BaseException:
-            writer.abort()
-            raise
-        try:
-            writer.commit()
-        finally:
-            staged.unlink(missing_ok=True)
+        store_staged(hub.blobs, staged, oid, size)
         core_lfs.register_object(hub, repo_id, oid, size)
 
     await run_in_threadpool(finish)

@@ -20,18 +20,20 @@ from hver.core.tree import FileInfo
 from hver.names import RepoType, validate_path
 
 router = APIRouter()
-# One file per repo type counts as "a download" (the Hub counts config.json for models).
+# One file per repo type counts as "a download" (the Hub counts config.json for models):
+# once per HEAD, which Hub clients send before every download, or per GET from clients
+# that send no HEAD first (no `X-HF-Download-Counter` header).
 COUNTED_FILES = {RepoType.model: "config.json", RepoType.dataset: "README.md"}
 
 
 def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
-            revision: str, path: str) -> tuple[str, FileInfo, bytes | None]:
+            revision: str, path: str, counts: bool) -> tuple[str, FileInfo, bytes | None]:
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
     info = core_tree.get_file(git, commit, path)
     data = git.blob(info.oid) if info.lfs is None else None
-    if COUNTED_FILES.get(repo_type) == path:
+    if counts and COUNTED_FILES.get(repo_type) == path:
         core_repos.count_download(hub, repo.id)
     return commit, info, data
 
@@ -42,7 +44,8 @@ def _handler(repo_type: RepoType) -> Any:
         path = param(path)
         validate_path(path)
         commit, info, data = await run_in_threadpool(
-            _lookup, hub, actor, repo_type, ns, name, param(revision), path
+            _lookup, hub, actor, repo_type, ns, name, param(revision), path,
+            request.method == "HEAD" or "x-hf-download-counter" not in request.headers,
         )
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
                    "Access-Control-Expose-Headers":

@@ -7,7 +7,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from hver.errors import BadRequest
 from hver.storage.blobs import BlobStore
@@ -100,14 +99,30 @@ class ObjectWriter:
         self.path.unlink(missing_ok=True)
 
 
-def store_file(store: BlobStore, src: BinaryIO | Path, oid: str, size: int) -> None:
-    """Hash-check and store a whole file (used by tools and tests that hold the bytes)."""
-    writer = ObjectWriter(store, oid, size)
+def store_staged(store: BlobStore, staged: Path, oid: str, size: int) -> None:
+    """Check a finished staging file (multipart uploads) and move it into the store.
+
+    The bytes are read once to hash them and never copied; the file is removed if
+    it does not match.
+    """
     try:
-        fh = src.open("rb") if isinstance(src, Path) else src
-        while chunk := fh.read(4 * 1024 * 1024):
-            writer.write(chunk)
+        if staged.stat().st_size != size:
+            raise BadRequest(
+                f"LFS object size mismatch: got {staged.stat().st_size} bytes, expected {size}.",
+                code="SizeMismatch",
+            )
+        digest = hashlib.sha256()
+        with staged.open("rb") as fh:
+            while chunk := fh.read(8 * 1024 * 1024):
+                digest.update(chunk)
+            os.fsync(fh.fileno())
+        if digest.hexdigest() != oid:
+            raise BadRequest(
+                f"LFS object hash mismatch: content has sha256 {digest.hexdigest()}, "
+                f"expected {oid}.",
+                code="HashMismatch",
+            )
+        store.put_staged(blob_key(oid), staged)
     except BaseException:
-        writer.abort()
+        staged.unlink(missing_ok=True)
         raise
-    writer.commit()
