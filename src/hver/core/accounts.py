@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hver.db.models import Account, Membership, Token, utcnow
+from hver.db.models import Account, Membership, Token
 from hver.errors import BadRequest, Conflict, NotFound, Unauthorized
 from hver.names import validate_namespace
 
@@ -125,8 +125,3 @@ def authenticate(session: Session, token: str) -> Actor:
         token_name=row.name, email=user.email, fullname=user.fullname, orgs=orgs,
     )
 
-
-def touch_token(session: Session, token: str) -> None:
-    row = session.scalar(select(Token).where(Token.token_hash == hash_token(token)))
-    if row is not None:
-        row.last_used_at = utcnow()

@@ -240,9 +240,6 @@ class GitRepo:
         for entry in walker:
             yield self.commit(entry.commit.id.decode())
 
-    def count_commits(self, sha: str) -> int:
-        return sum(1 for _ in self.repo.get_walker(include=[_oid(sha)]))
-
 
 class GitStore:
     """All repositories, each in its own directory named by a stable storage key."""
