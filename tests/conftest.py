@@ -65,6 +65,15 @@ class Server:
         )
         return out.stdout.strip()
 
+    def new_user_api(self, prefix: str):  # type: ignore[no-untyped-def]
+        """A fresh user with a write token on this server: (name, token, HfApi)."""
+        from huggingface_hub import HfApi
+
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self.hver("user", "create", name)
+        token = self.hver("token", "create", name)
+        return name, token, HfApi(endpoint=self.endpoint, token=token)
+
     def start(self) -> None:
         log = (self.data.parent / f"server-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(

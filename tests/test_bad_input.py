@@ -346,10 +346,7 @@ def test_lfs_upload_url_tampering(server, user, repo_factory):
 
 def test_oversized_inline_file_is_413(server_factory):
     srv = server_factory(max_inline_file_size="1000")
-    name = f"big-{uuid.uuid4().hex[:6]}"
-    srv.hver("user", "create", name)
-    token = srv.hver("token", "create", name)
-    api = HfApi(endpoint=srv.endpoint, token=token)
+    name, token, api = srv.new_user_api("big")
     repo_id = f"{name}/limits"
     api.create_repo(repo_id)
     before = head_state(api, repo_id)

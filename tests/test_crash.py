@@ -8,11 +8,10 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, hf_hub_download
 
 MiB = 1024 * 1024
 
@@ -24,10 +23,7 @@ def download(api, repo_id, path, cache_dir, **kw) -> str:
 
 def setup_server(server_factory, **settings):
     srv = server_factory(**settings)
-    name = f"crash-{uuid.uuid4().hex[:6]}"
-    srv.hver("user", "create", name)
-    token = srv.hver("token", "create", name)
-    api = HfApi(endpoint=srv.endpoint, token=token)
+    name, _, api = srv.new_user_api("crash")
     repo_id = f"{name}/survivor"
     api.create_repo(repo_id)
     return srv, api, repo_id
