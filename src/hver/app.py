@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hver import __version__
-from hver.api import auth, commit, info, lfs, repos, resolve, tree
+from hver.api import auth, commit, info, lfs, repos, resolve, tree, xet
 from hver.api import errors as api_errors
 from hver.config import Settings
 from hver.core.hub import Hub
-from hver.core.signing import Signer, load_key
+from hver.core.signing import Signer, load_instance_id, load_key
 
 log = logging.getLogger("hver")
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     hub = hub or Hub.open(settings)
     app.state.hub = hub
     app.state.signer = Signer(load_key(settings.secret, settings.data), settings.signed_url_ttl)
+    app.state.cas_instance = load_instance_id(settings.data)
     api_errors.install(app)
 
     @app.get("/api/health", include_in_schema=False)
@@ -61,8 +62,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
-    for router in (auth.router, repos.router, commit.router, tree.router, info.router,
-                   lfs.router, resolve.router):
+    for router in (auth.router, xet.router, repos.router, commit.router, tree.router,
+                   info.router, lfs.router, resolve.router):
         app.include_router(router)
 
     app.add_middleware(RawPathMiddleware)

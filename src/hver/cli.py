@@ -6,14 +6,16 @@ Data goes to stdout (a token, a name), messages to stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 
 from hver.config import Settings
-from hver.core import accounts
+from hver.core import accounts, repos, xet
 from hver.core.hub import Hub
-from hver.errors import HverError
+from hver.errors import HverError, RepoNotFound
+from hver.names import RepoType
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,6 +106,31 @@ def cmd_org_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_storage_stats(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    fields: dict[str, object] = {}
+    repo_id = None
+    if args.repo:
+        namespace, _, name = args.repo.partition("/")
+        with hub.db.read() as session:
+            repo = repos.find_repo(session, RepoType(args.type), namespace, name)
+        if repo is None:
+            raise RepoNotFound(f"No {args.type} repo {args.repo!r}.")
+        fields = {"repo": repo.repo_id, "type": repo.type}
+        repo_id = repo.id
+    stats = xet.storage_stats(hub, repo_id)
+    if args.json:
+        print(json.dumps(fields | stats.as_dict()))
+        return 0
+    for key, value in fields.items():
+        print(f"{key + ':':16}{value}")
+    print(f"{'files:':16}{stats.files} ({stats.xet_files} stored as Xet chunks)")
+    print(f"{'logical bytes:':16}{stats.logical_bytes:,}")
+    print(f"{'stored bytes:':16}{stats.stored_bytes:,} ({stats.xorbs} xorbs)")
+    print(f"{'dedup ratio:':16}{stats.dedup_ratio:.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     oa.add_argument("user")
     oa.add_argument("--role", choices=accounts.ORG_ROLES, default="write")
     oa.set_defaults(func=cmd_org_add)
+
+    storage = sub.add_parser("storage", help="large-file storage").add_subparsers(
+        dest="action", required=True)
+    ss = with_data(storage.add_parser(
+        "stats", help="logical and stored bytes of large files, and the dedup ratio"))
+    ss.add_argument("repo", nargs="?", help="NAMESPACE/NAME (default: the whole hub)")
+    ss.add_argument("--type", choices=[t.value for t in RepoType], default="model")
+    ss.add_argument("--json", action="store_true", help="print one JSON object")
+    ss.set_defaults(func=cmd_storage_stats)
     return parser
 
 

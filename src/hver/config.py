@@ -44,6 +44,7 @@ class Settings:
     )
     lfs_part_size: int = _setting(512 * MiB, "Part size of multipart LFS uploads.")
     signed_url_ttl: int = _setting(3600, "Lifetime of signed upload and download URLs, seconds.")
+    xet_token_ttl: int = _setting(3600, "Lifetime of Xet CAS access tokens, seconds.")
     workers: int = _setting(1, "Server worker processes.")
     log_level: str = _setting("info", "Log level of the server.")
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
+from hver.api.util import RangeNotSatisfiable, parse_range, receive_into
 from hver.core import access
 from hver.core import lfs as core_lfs
+from hver.core import xet as core_xet
 from hver.core.hub import Hub
 from hver.core.signing import Signer
 from hver.errors import BadRequest, NotFound
@@ -24,7 +25,6 @@ from hver.storage.lfs import ObjectWriter, blob_key, check_oid, store_staged
 
 router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
-FLUSH_BYTES = 8 * 1024 * 1024  # hash-and-write in the thread pool in batches of this size
 
 
 class BigFileResponse(FileResponse):
@@ -123,33 +123,6 @@ for _t in RepoType:
     router.add_api_route(f"{_prefix}/verify", _verify_handler(_t), methods=["POST"])
 
 
-async def _receive(request: Request, writer: Any) -> None:
-    """Stream the request body into `writer`, hashing and writing off the event loop.
-
-    One batch is hashed and written in the thread pool while the next one arrives.
-    """
-    buf = bytearray()
-    pending: asyncio.Future[None] | None = None
-    try:
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) >= FLUSH_BYTES:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(run_in_threadpool(writer.write, buf))
-                buf = bytearray()
-        if pending is not None:
-            await pending
-        if buf:
-            await run_in_threadpool(writer.write, buf)
-    except BaseException:
-        if pending is not None and not pending.done():
-            with contextlib.suppress(BaseException):
-                await pending  # the file must not close under a write in flight
-        writer.abort()
-        raise
-
-
 def _check_upload(request: Request, signer: Signer, repo_id: int, oid: str) -> int:
     q = request.query_params
     check_oid(oid)
@@ -166,7 +139,7 @@ async def upload(request: Request, repo_id: int, oid: str, hub: HubDep,
                  signer: SignerDep) -> Any:
     size = _check_upload(request, signer, repo_id, oid)
     writer = await run_in_threadpool(ObjectWriter, hub.blobs, oid, size)
-    await _receive(request, writer)
+    await receive_into(request, writer)
     await run_in_threadpool(writer.commit)
     await run_in_threadpool(core_lfs.register_object, hub, repo_id, oid, size)
     return Response(status_code=200)
@@ -183,7 +156,7 @@ class _PartWriter:
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise BadRequest("Part is larger than the part size.")
@@ -215,7 +188,7 @@ async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: 
     writer = await run_in_threadpool(
         _PartWriter, _multipart_path(hub, repo_id, oid), (part - 1) * part_size, limit
     )
-    await _receive(request, writer)
+    await receive_into(request, writer)
     await run_in_threadpool(writer.close)
     if writer.size != limit:
         raise BadRequest(f"Part {part} is {writer.size} bytes, expected {limit}.")
@@ -251,15 +224,42 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
     commit = q.get("commit", "")
     signer.verify("download", oid, commit, exp=q.get("exp", ""), sig=q.get("sig", ""))
     path = hub.blobs.local_path(blob_key(oid))
-    if path is None:
-        raise NotFound("Object not found", code="EntryNotFound")
     headers = {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
                "private, max-age=31536000, immutable"}
     if commit:
         headers["X-Repo-Commit"] = commit
     filename = q.get("filename") or None
+    if path is None:
+        xet_file = await run_in_threadpool(core_xet.get_file_by_sha256, hub, oid)
+        if xet_file is None:
+            raise NotFound("Object not found", code="EntryNotFound")
+        return _xet_response(request, hub, xet_file, headers, filename)
     stat = path.stat()
     headers["X-Linked-Size"] = str(stat.st_size)
     return BigFileResponse(path, headers=headers, filename=filename, stat_result=stat,
                            content_disposition_type="inline",
                            media_type="application/octet-stream")
+
+
+def _xet_response(request: Request, hub: Hub, file: core_xet.XetFileInfo,
+                  headers: dict[str, str], filename: str | None) -> Response:
+    """A file stored as Xet chunks, decoded for a plain HTTP client (Range supported)."""
+    headers = headers | {"X-Linked-Size": str(file.size), "Accept-Ranges": "bytes"}
+    if filename:
+        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
+    try:
+        rng = parse_range(request.headers.get("range"), file.size)
+    except RangeNotSatisfiable:
+        return Response(status_code=416, headers=headers | {
+            "Content-Range": f"bytes */{file.size}"})
+    start, end = rng or (0, file.size)
+    status = 200
+    if rng is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{file.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(iterate_in_threadpool(
+        core_xet.iter_content(hub, file, start, end)), status_code=status, headers=headers,
+        media_type="application/octet-stream")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -12,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo, param
 from hver.api.util import RangeNotSatisfiable, parse_range
+from hver.api.xet import read_token_url
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
+from hver.core import xet as core_xet
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
 from hver.core.tree import FileInfo
@@ -26,16 +29,28 @@ router = APIRouter()
 COUNTED_FILES = {RepoType.model: "config.json", RepoType.dataset: "README.md"}
 
 
+@dataclass
+class _Found:
+    repo_id: str
+    commit: str
+    info: FileInfo
+    data: bytes | None  # the content of a file kept in git
+    xet_hash: str | None  # an LFS file stored as Xet chunks
+
+
 def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
-            revision: str, path: str, counts: bool) -> tuple[str, FileInfo, bytes | None]:
+            revision: str, path: str, counts: bool) -> _Found:
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
     info = core_tree.get_file(git, commit, path)
     data = git.blob(info.oid) if info.lfs is None else None
+    xet_hash = None
+    if info.lfs is not None:
+        xet_hash = core_xet.hashes_for(hub, [info.lfs.oid]).get(info.lfs.oid)
     if counts and COUNTED_FILES.get(repo_type) == path:
         core_repos.count_download(hub, repo.id)
-    return commit, info, data
+    return _Found(repo.repo_id, commit, info, data, xet_hash)
 
 
 def _handler(repo_type: RepoType) -> Any:
@@ -43,20 +58,29 @@ def _handler(repo_type: RepoType) -> Any:
                       hub: HubDep, actor: ActorDep, signer: SignerDep) -> Any:
         path = param(path)
         validate_path(path)
-        commit, info, data = await run_in_threadpool(
+        found = await run_in_threadpool(
             _lookup, hub, actor, repo_type, ns, name, param(revision), path,
             request.method == "HEAD" or "x-hf-download-counter" not in request.headers,
         )
+        commit, info, data = found.commit, found.info, found.data
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
                    "Access-Control-Expose-Headers":
-                   "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range"}
+                   "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range, "
+                   "X-Xet-Hash, Link"}
         filename = path.rsplit("/", 1)[-1]
         if info.lfs is not None:
+            headers |= {"ETag": f'"{info.lfs.oid}"', "X-Linked-Etag": f'"{info.lfs.oid}"',
+                        "X-Linked-Size": str(info.lfs.size)}
+            if found.xet_hash is not None:
+                token_url = read_token_url(request, repo_type, found.repo_id, commit)
+                headers |= {"X-Xet-Hash": found.xet_hash,
+                            "Link": f'<{token_url}>; rel="xet-auth"'}
+                if request.method == "HEAD":  # all a Xet client needs; no redirect to follow
+                    return Response(status_code=200, headers=headers | {
+                        "Content-Length": str(info.lfs.size)})
             exp, sig = signer.sign("download", info.lfs.oid, commit)
             query = urlencode({"commit": commit, "filename": filename, "exp": exp, "sig": sig})
             location = f"{base_url(request)}/_lfs/objects/{info.lfs.oid}?{query}"
-            headers |= {"ETag": f'"{info.lfs.oid}"', "X-Linked-Etag": f'"{info.lfs.oid}"',
-                        "X-Linked-Size": str(info.lfs.size)}
             return RedirectResponse(location, status_code=302, headers=headers)
         assert data is not None
         headers["ETag"] = f'"{info.oid}"'

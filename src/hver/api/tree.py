@@ -14,6 +14,8 @@ from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plu
 from hver.api.util import cursor, iso_ts, next_link, query_bool
 from hver.core import refs as core_refs
 from hver.core import tree as core_tree
+from hver.core import xet as core_xet
+from hver.core.hub import Hub
 from hver.core.tree import FileInfo
 from hver.errors import BadRequest
 from hver.names import validate_path
@@ -25,17 +27,24 @@ PAGE_EXPANDED = 50
 MAX_PATHS_INFO = 1000
 
 
-def tree_entry(f: FileInfo) -> dict[str, Any]:
+def tree_entry(f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
+    """A file or directory entry; `xet` maps the sha256 of Xet-stored files to their hash."""
     if f.is_dir:
         return {"type": "directory", "oid": f.oid, "size": 0, "path": f.path}
     out: dict[str, Any] = {"type": "file", "oid": f.oid, "size": f.size, "path": f.path}
     if f.lfs is not None:
         out["lfs"] = {"oid": f.lfs.oid, "size": f.lfs.size, "pointerSize": f.pointer_size}
+        if f.lfs.oid in xet:
+            out["xetHash"] = xet[f.lfs.oid]
     return out
 
 
-def expanded(git: GitRepo, commit: str, f: FileInfo) -> dict[str, Any]:
-    out = tree_entry(f)
+def xet_hashes(hub: Hub, files: list[FileInfo]) -> dict[str, str]:
+    return core_xet.hashes_for(hub, [f.lfs.oid for f in files if f.lfs is not None])
+
+
+def expanded(git: GitRepo, commit: str, f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
+    out = tree_entry(f, xet)
     last = next(git.history(commit, f.path, limit=1), None)
     if last is not None:
         out["lastCommit"] = {"id": last.id, "title": last.title, "date": iso_ts(last.timestamp)}
@@ -65,8 +74,10 @@ async def _tree(request: Request, plural: str, ns: str, name: str, revision: str
         chunk = list(islice(entries, start, start + page + 1))
         more = len(chunk) > page
         chunk = chunk[:page]
-        render = (lambda f: expanded(git, commit, f)) if expand else tree_entry
-        return [render(f) for f in chunk], more
+        xet = xet_hashes(hub, chunk)
+        if expand:
+            return [expanded(git, commit, f, xet) for f in chunk], more
+        return [tree_entry(f, xet) for f in chunk], more
 
     items, more = await run_in_threadpool(run)
     headers = {"Link": next_link(request, start + page)} if more else {}
@@ -117,9 +128,10 @@ async def paths_info(request: Request, plural: str, ns: str, name: str, revision
         git = hub.git.open(repo.storage_key)
         commit = core_tree.resolve_revision(git, param(revision))
         found = core_tree.paths_info(git, commit, paths)
+        xet = xet_hashes(hub, found)
         if expand:
-            return [expanded(git, commit, f) for f in found]
-        return [tree_entry(f) for f in found]
+            return [expanded(git, commit, f, xet) for f in found]
+        return [tree_entry(f, xet) for f in found]
 
     return await run_in_threadpool(run)
 

@@ -52,3 +52,10 @@ def require_admin(actor: Actor | None, repo: Repo) -> None:
     assert actor is not None
     if namespace_role(actor, repo.namespace) != "admin":
         raise Forbidden(f"You must be an admin of {repo.namespace!r} to change this.")
+
+
+def require_site_admin(actor: Actor | None) -> None:
+    if actor is None:
+        raise Unauthorized("You must be authenticated to do this.")
+    if not actor.is_admin:
+        raise Forbidden("Only site admins may do this.")

@@ -112,6 +112,11 @@ def authenticate(session: Session, token: str) -> Actor:
     user = session.get(Account, row.user_id)
     if user is None:
         raise Unauthorized("Invalid credentials in Authorization header", code="InvalidToken")
+    return actor_for(session, user, row.role, row.name)
+
+
+def actor_for(session: Session, user: Account, token_role: str, token_name: str) -> Actor:
+    """The actor for `user` acting with a token of `token_role`, with their org roles."""
     orgs = {
         name: role
         for name, role in session.execute(
@@ -121,7 +126,7 @@ def authenticate(session: Session, token: str) -> Actor:
         ).tuples().all()
     }
     return Actor(
-        id=user.id, name=user.name, is_admin=user.is_admin, token_role=row.role,
-        token_name=row.name, email=user.email, fullname=user.fullname, orgs=orgs,
+        id=user.id, name=user.name, is_admin=user.is_admin, token_role=token_role,
+        token_name=token_name, email=user.email, fullname=user.fullname, orgs=orgs,
     )
 

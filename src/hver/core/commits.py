@@ -19,6 +19,7 @@ from sqlalchemy import select
 from hver.core import access
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
+from hver.core.lfs import stored_objects
 from hver.core.repos import DEFAULT_BRANCH, author_line, refresh_index
 from hver.core.tree import branch_ref, get_file, paths_info, resolve_revision
 from hver.db.models import LfsObject, Repo
@@ -33,7 +34,7 @@ from hver.errors import (
 )
 from hver.names import validate_folder, validate_path
 from hver.storage.git import FILE_MODE, GitRepo
-from hver.storage.lfs import Pointer, blob_key, check_oid
+from hver.storage.lfs import Pointer, check_oid
 
 MAX_CAS_ATTEMPTS = 100
 
@@ -159,9 +160,10 @@ def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs]) -> dict[str, int
                 )
             ).tuples().all()
         )
+    stored = stored_objects(hub, set(known))
     for op in ops:
         size = known.get(op.oid)
-        if size is None or not hub.blobs.exists(blob_key(op.oid)):
+        if size is None or op.oid not in stored:
             raise LfsObjectMissing(
                 f"LFS object {op.oid} for {op.path} was never uploaded to this repo; "
                 "upload it before committing."

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hver.core.hub import Hub
-from hver.db.models import LfsObject, Repo
+from hver.db.models import LfsObject, Repo, XetFile
 from hver.errors import BadRequest
 from hver.storage.lfs import blob_key, check_oid
 
@@ -56,11 +56,12 @@ def repo_objects(hub: Hub, repo: Repo, oids: set[str]) -> dict[str, int]:
 
 def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
     known = repo_objects(hub, repo, {oid for oid, _ in objects})
+    stored = stored_objects(hub, set(known))
     out = []
     threshold = hub.settings.lfs_multipart_threshold
     for oid, size in objects:
         obj = BatchObject(oid, size)
-        if oid in known and known[oid] == size and hub.blobs.exists(blob_key(oid)):
+        if oid in known and known[oid] == size and oid in stored:
             obj.present = True
         elif size >= threshold:
             obj.parts = max(1, math.ceil(size / hub.settings.lfs_part_size))
@@ -70,10 +71,11 @@ def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[Ba
 
 def plan_download(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
     known = repo_objects(hub, repo, {oid for oid, _ in objects})
+    stored = stored_objects(hub, set(known))
     out = []
     for oid, size in objects:
         obj = BatchObject(oid, known.get(oid, size))
-        if oid not in known or not hub.blobs.exists(blob_key(oid)):
+        if oid not in stored:
             obj.error = {"code": 404, "message": "Object does not exist"}
         out.append(obj)
     return out
@@ -93,3 +95,12 @@ def has_object(hub: Hub, repo_id: int, oid: str) -> int | None:
     with hub.db.read() as session:
         row = session.get(LfsObject, (repo_id, oid))
         return row.size if row is not None else None
+
+
+def stored_objects(hub: Hub, oids: set[str]) -> set[str]:
+    """Those of `oids` whose content is stored: as an LFS blob or as a Xet file."""
+    if not oids:
+        return set()
+    with hub.db.read() as session:
+        xet = set(session.scalars(select(XetFile.sha256).where(XetFile.sha256.in_(oids))))
+    return xet | {oid for oid in oids - xet if hub.blobs.exists(blob_key(oid))}

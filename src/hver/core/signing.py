@@ -41,7 +41,18 @@ def load_key(configured: str, data_dir: Path) -> bytes:
     """The configured secret, else one kept in the data directory (made once, 0600)."""
     if configured:
         return configured.encode()
-    path = data_dir / "secret.key"
+    return _read_or_create(data_dir / "secret.key").encode()
+
+
+def load_instance_id(data_dir: Path) -> str:
+    """A random id for this hub's data, made once: it changes when the data is wiped.
+
+    It is part of the Xet CAS URL, because clients cache what a CAS holds per URL.
+    """
+    return _read_or_create(data_dir / "instance.id")[:16]
+
+
+def _read_or_create(path: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -52,8 +63,8 @@ def load_key(configured: str, data_dir: Path) -> bytes:
             fh.flush()
             os.fsync(fh.fileno())
     for _ in range(100):  # another process may be writing it this instant
-        key = path.read_text().strip()
-        if key:
-            return key.encode()
+        value = path.read_text().strip()
+        if value:
+            return value
         time.sleep(0.01)
     raise RuntimeError(f"{path} is empty")

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -98,9 +99,65 @@ class LfsObject(Base):
     """An LFS object a repo may reference: uploaded to it, with verified sha256 and size."""
 
     __tablename__ = "lfs_objects"
+    __table_args__ = (Index("ix_lfs_objects_oid", "oid"),)
     repo_id: Mapped[int] = mapped_column(
         ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
     )
     oid: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class XetXorb(Base):
+    """A stored xorb: its bytes live in the blob store; `chunk_index` locates each chunk."""
+
+    __tablename__ = "xet_xorbs"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # stored bytes
+    unpacked_size: Mapped[int] = mapped_column(BigInteger)
+    num_chunks: Mapped[int] = mapped_column(Integer)
+    chunk_index: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class XetXorbUpload(Base):
+    """Who has sent a xorb's bytes: they hold its content and may reference it."""
+
+    __tablename__ = "xet_xorb_uploads"
+    xorb_hash: Mapped[str] = mapped_column(
+        ForeignKey("xet_xorbs.hash", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class XetFile(Base):
+    """A file stored as Xet chunks: its reconstruction terms and its verified sha256."""
+
+    __tablename__ = "xet_files"
+    file_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    terms: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class XetFileXorb(Base):
+    """Which xorbs a file's terms name: for access checks, dedup answers and stats."""
+
+    __tablename__ = "xet_file_xorbs"
+    file_hash: Mapped[str] = mapped_column(
+        ForeignKey("xet_files.file_hash", ondelete="CASCADE"), primary_key=True
+    )
+    xorb_hash: Mapped[str] = mapped_column(
+        ForeignKey("xet_xorbs.hash"), primary_key=True, index=True
+    )
+
+
+class XetChunk(Base):
+    """The global-dedup index: chunks a client may ask about, and the xorb holding each."""
+
+    __tablename__ = "xet_chunks"
+    chunk_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"))

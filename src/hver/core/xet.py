@@ -1,0 +1,632 @@
+"""Xet storage: xorbs in the blob store, file reconstructions and the dedup index in SQL.
+
+A file uploaded through Xet is a list of terms, each a chunk range of a xorb. Xorbs
+are content-addressed and shared by every file (and repo) whose chunks they hold;
+that sharing is the deduplication. The same stored chunks serve Xet clients
+(reconstruction plans whose byte ranges they fetch themselves) and plain HTTP
+clients (the file decoded here, `iter_content`).
+
+Access: CAS tokens are scoped to a repo. A file may be reconstructed by whoever
+can read a repo that holds it; a xorb may be referenced in a new shard, or offered
+for deduplication, only to an account that uploaded it or can read a repo holding
+a file made of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hver.core.access import can_read
+from hver.core.accounts import Actor, actor_for
+from hver.core.hub import Hub
+from hver.core.signing import Signer
+from hver.db.models import (
+    Account,
+    LfsObject,
+    Repo,
+    XetChunk,
+    XetFile,
+    XetFileXorb,
+    XetXorb,
+    XetXorbUpload,
+)
+from hver.errors import BadRequest, Forbidden, HverError, NotFound, Unauthorized
+from hver.storage.lfs import blob_key
+from hver.xet.hashing import file_hash, hex_hash, raw_hash, verification_hash
+from hver.xet.shard import CasInfo, Shard, ShardError, Term, parse_shard, serialize_shard
+from hver.xet.xorb import XorbError, XorbIndex, XorbParser, decode_chunks
+
+MAX_SHARD_SIZE = 64 * 1024 * 1024
+DEDUP_MAX_XORBS = 64  # xorbs described in one global-dedup answer
+DEDUP_ANSWER_TTL = 24 * 3600  # how long the client may keep using one
+READ_BATCH = 4 * 1024 * 1024  # stored bytes decoded at a time when serving a file
+_TERM = struct.Struct("<32sIII")
+
+
+class RangeNotSatisfiable(HverError):
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CasToken:
+    """What a CAS access token grants: `scope` ("read" or "write") on one repo, until `exp`."""
+
+    repo_id: int
+    account_id: int | None
+    scope: str
+    exp: int
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
+
+
+TOKEN_PREFIX = "xet1"
+
+
+def issue_token(signer: Signer, repo: Repo, actor: Actor | None, scope: str,
+                ttl: int) -> tuple[str, int]:
+    """A signed token and its expiry (unix seconds); the caller checked the actor's access."""
+    account = actor.id if actor is not None else 0
+    exp = int(time.time()) + ttl
+    _, sig = signer.sign("xet-token", repo.id, account, scope, expires=exp)
+    return f"{TOKEN_PREFIX}.{repo.id}.{account}.{scope}.{exp}.{sig}", exp
+
+
+def parse_token(signer: Signer, text: str | None) -> CasToken:
+    """The grant a token carries; Unauthorized (401) when it is missing, forged or expired."""
+    parts = (text or "").split(".")
+    if len(parts) != 6 or parts[0] != TOKEN_PREFIX or parts[3] not in ("read", "write"):
+        raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
+    _, repo_id, account, scope, exp, sig = parts
+    try:
+        repo_i, account_i, exp_i = int(repo_id), int(account), int(exp)
+    except ValueError:
+        raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken") from None
+    _, expected = signer.sign("xet-token", repo_i, account_i, scope, expires=exp_i)
+    if not hmac.compare_digest(expected, sig):
+        raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
+    if exp_i <= time.time():
+        raise Unauthorized("The CAS access token has expired.", code="TokenExpired")
+    return CasToken(repo_i, account_i or None, scope, exp_i)
+
+
+def _token_actor(session: Session, token: CasToken) -> Actor | None:
+    if token.account_id is None:
+        return None
+    user = session.get(Account, token.account_id)
+    if user is None:
+        raise Unauthorized("The CAS access token's user no longer exists.", code="InvalidToken")
+    return actor_for(session, user, token.scope, "xet")
+
+
+def check_hash(text: str) -> str:
+    """A Xet hash from a URL: 64 lowercase hex characters."""
+    try:
+        raw_hash(text)
+    except ValueError:
+        raise BadRequest(f"Invalid Xet hash {text!r}: expected 64 hex characters.",
+                         code="InvalidHash") from None
+    return text
+
+
+# -- xorbs --------------------------------------------------------------------------------------
+
+
+def xorb_key(xorb: str) -> str:
+    return f"xet/xorbs/{xorb[:2]}/{xorb}"
+
+
+def dedup_eligible(chunk: bytes) -> bool:
+    """Chunks the client asks the global-dedup API about (besides each file's first)."""
+    return int.from_bytes(chunk[24:32], "little") % 1024 == 0
+
+
+class _IndexCache:
+    """Chunk indexes of recently used xorbs; xorbs never change, so entries never go stale."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[str, XorbIndex] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, session: Session, xorbs: Iterable[str]) -> dict[str, XorbIndex]:
+        out: dict[str, XorbIndex] = {}
+        missing = []
+        with self.lock:
+            for h in xorbs:
+                idx = self.items.get(h)
+                if idx is None:
+                    missing.append(h)
+                else:
+                    self.items.move_to_end(h)
+                    out[h] = idx
+        if missing:
+            rows = session.execute(
+                select(XetXorb.hash, XetXorb.chunk_index).where(XetXorb.hash.in_(missing))
+            ).tuples().all()
+            with self.lock:
+                for h, blob in rows:
+                    out[h] = self.items[h] = XorbIndex.from_bytes(blob)
+                while len(self.items) > self.capacity:
+                    self.items.popitem(last=False)
+        return out
+
+
+_indexes = _IndexCache()
+
+
+class XorbUpload:
+    """Streams an uploaded xorb through the parser into a staging file; `commit` stores it."""
+
+    def __init__(self, hub: Hub, token: CasToken, xorb: str) -> None:
+        if not token.can_write:
+            raise Forbidden("This CAS token may only read.")
+        self.hub = hub
+        self.token = token
+        self.xorb = check_hash(xorb)
+        self.parser = XorbParser()
+        self.file, self.path = hub.blobs.staging_file()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self.file.write(self.parser.feed(data))
+        except XorbError as exc:
+            raise BadRequest(f"Invalid xorb: {exc}", code="InvalidXorb") from None
+
+    def commit(self) -> bool:
+        """Check the whole xorb, store it once; True when it was not stored before."""
+        try:
+            try:
+                index = self.parser.finish()
+            except XorbError as exc:
+                raise BadRequest(f"Invalid xorb: {exc}", code="InvalidXorb") from None
+            actual = hex_hash(index.hash())
+            if actual != self.xorb:
+                raise BadRequest(f"Xorb hash mismatch: the body hashes to {actual}.",
+                                 code="HashMismatch")
+            self.file.flush()
+            self.file.close()
+            self.hub.blobs.put_staged(xorb_key(self.xorb), self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return _record_xorb(self.hub, self.xorb, index, self.token.account_id)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int | None) -> bool:
+    inserted = False
+    for _ in range(3):  # a concurrent upload of the same xorb may insert it first
+        try:
+            with hub.db.write() as session:
+                if session.get(XetXorb, xorb) is None:
+                    inserted = True
+                    session.add(XetXorb(
+                        hash=xorb, size=index.offsets[-1], unpacked_size=sum(index.sizes),
+                        num_chunks=len(index.sizes), chunk_index=index.to_bytes()))
+                    session.flush()
+                    chunks = {hex_hash(h) for h in index.hashes if dedup_eligible(h)}
+                    _add_dedup_chunks(session, chunks, xorb)
+                if account_id is not None and session.get(
+                        XetXorbUpload, (xorb, account_id)) is None:
+                    session.add(XetXorbUpload(xorb_hash=xorb, account_id=account_id))
+            return inserted
+        except IntegrityError:
+            inserted = False
+    raise BadRequest("Could not record the xorb; try again.", status=409, code="Conflict")
+
+
+def _add_dedup_chunks(session: Session, chunks: set[str], xorb: str) -> None:
+    if not chunks:
+        return
+    known = set(session.scalars(select(XetChunk.chunk_hash).where(
+        XetChunk.chunk_hash.in_(chunks))))
+    session.add_all(XetChunk(chunk_hash=c, xorb_hash=xorb) for c in chunks - known)
+
+
+def _accessible_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) -> set[str]:
+    """The xorbs `actor` holds: uploaded by them, or part of a file in a repo they can read."""
+    if not xorbs:
+        return set()
+    ok: set[str] = set()
+    if actor is not None:
+        ok |= set(session.scalars(select(XetXorbUpload.xorb_hash).where(
+            XetXorbUpload.account_id == actor.id, XetXorbUpload.xorb_hash.in_(xorbs))))
+    rest = xorbs - ok
+    if rest:
+        rows = session.execute(
+            select(XetFileXorb.xorb_hash, Repo)
+            .join(XetFile, XetFile.file_hash == XetFileXorb.file_hash)
+            .join(LfsObject, LfsObject.oid == XetFile.sha256)
+            .join(Repo, Repo.id == LfsObject.repo_id)
+            .where(XetFileXorb.xorb_hash.in_(rest))
+        ).tuples().all()
+        ok |= {xorb for xorb, repo in rows if can_read(actor, repo)}
+    return ok
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XetFileInfo:
+    file_hash: str
+    sha256: str
+    size: int
+    terms: list[Term]
+
+
+def _pack_terms(terms: list[Term]) -> bytes:
+    return b"".join(_TERM.pack(t.xorb, t.chunk_start, t.chunk_end, t.unpacked_bytes)
+                    for t in terms)
+
+
+def _unpack_terms(data: bytes) -> list[Term]:
+    return [Term(*fields) for fields in _TERM.iter_unpack(data)]
+
+
+def _info(row: XetFile) -> XetFileInfo:
+    return XetFileInfo(row.file_hash, row.sha256, row.size, _unpack_terms(row.terms))
+
+
+def get_file(hub: Hub, file_hash: str) -> XetFileInfo | None:
+    with hub.db.read() as session:
+        row = session.get(XetFile, file_hash)
+        return _info(row) if row is not None else None
+
+
+def get_file_by_sha256(hub: Hub, sha256: str) -> XetFileInfo | None:
+    with hub.db.read() as session:
+        row = session.scalar(select(XetFile).where(XetFile.sha256 == sha256))
+        return _info(row) if row is not None else None
+
+
+def hashes_for(hub: Hub, sha256s: Iterable[str]) -> dict[str, str]:
+    """sha256 -> Xet file hash, for those LFS objects that are stored as Xet files."""
+    wanted = set(sha256s)
+    if not wanted:
+        return {}
+    with hub.db.read() as session:
+        return dict(session.execute(
+            select(XetFile.sha256, XetFile.file_hash).where(XetFile.sha256.in_(wanted))
+        ).tuples().all())
+
+
+def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
+    """404, as for a file that does not exist, unless the token reaches a repo holding it."""
+    with hub.db.read() as session:
+        repos = session.scalars(select(Repo).join(LfsObject, LfsObject.repo_id == Repo.id)
+                                .where(LfsObject.oid == file.sha256)).all()
+        if any(r.id == token.repo_id for r in repos):
+            return
+        actor = _token_actor(session, token)
+        if any(can_read(actor, r) for r in repos):
+            return
+    raise NotFound(f"File {file.file_hash} not found.", code="EntryNotFound")
+
+
+# -- shards -------------------------------------------------------------------------------------
+
+
+def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
+    """Validate an uploaded shard and record its files for the token's repo.
+
+    Every xorb it names must be stored and held by the uploader; every file's terms
+    must hash to its file hash, and its content to the sha256 it claims. Returns
+    True when at least one file was new.
+    """
+    if not token.can_write:
+        raise Forbidden("This CAS token may only read.")
+    if len(data) > MAX_SHARD_SIZE:
+        raise BadRequest("Shard is larger than 64 MiB.", status=413, code="PayloadTooLarge")
+    try:
+        shard = parse_shard(data)
+    except ShardError as exc:
+        raise BadRequest(f"Invalid shard: {exc}", code="InvalidShard") from None
+    with hub.db.read() as session:
+        named = {hex_hash(t.xorb) for f in shard.files for t in f.terms}
+        named |= {hex_hash(c.xorb) for c in shard.xorbs}
+        actor = _token_actor(session, token)
+        held = _accessible_xorbs(session, actor, named)
+        missing = sorted(named - held)
+        if missing:
+            raise BadRequest(f"Shard references xorb {missing[0]}, which was not uploaded.",
+                             code="XorbNotFound")
+        indexes = _indexes.get(session, named)
+        known = {row.file_hash: row.sha256 for row in session.scalars(select(XetFile).where(
+            XetFile.file_hash.in_([hex_hash(f.file_hash) for f in shard.files])))}
+    _check_cas_info(shard, indexes)
+    new: dict[str, XetFileInfo] = {}
+    claimed: dict[str, int] = {}
+    for recipe in shard.files:
+        fh = hex_hash(recipe.file_hash)
+        if recipe.sha256 is None:
+            raise BadRequest(f"File {fh} carries no sha256 in the shard.", code="InvalidShard")
+        sha = recipe.sha256.hex()
+        size = _check_recipe(fh, recipe.terms, recipe.verification, indexes)
+        if fh in known:
+            if known[fh] != sha:
+                raise BadRequest(f"File {fh} has sha256 {known[fh]}, not {sha}.",
+                                 code="HashMismatch")
+        elif fh not in new:
+            info = XetFileInfo(fh, sha, size, list(recipe.terms))
+            actual = _sha256(hub, info)
+            if actual != sha:
+                raise BadRequest(f"File {fh} has sha256 {actual}, not the claimed {sha}.",
+                                 code="HashMismatch")
+            new[fh] = info
+        claimed[sha] = size
+    _record_files(hub, token.repo_id, new, claimed)
+    return bool(new)
+
+
+def _check_cas_info(shard: Shard, indexes: dict[str, XorbIndex]) -> None:
+    for cas in shard.xorbs:
+        idx = indexes[hex_hash(cas.xorb)]
+        if cas.chunk_hashes != idx.hashes or cas.chunk_sizes != idx.sizes:
+            raise BadRequest(f"Shard describes xorb {hex_hash(cas.xorb)} with other chunks "
+                             "than were uploaded.", code="InvalidShard")
+
+
+def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
+                  indexes: dict[str, XorbIndex]) -> int:
+    """The file's size, once its terms are shown to fit their xorbs and hash to `fh`."""
+    if not terms:
+        raise BadRequest(f"File {fh} has no terms.", code="InvalidShard")
+    if verification is not None and len(verification) != len(terms):
+        raise BadRequest(f"File {fh} has {len(verification)} verification entries for "
+                         f"{len(terms)} terms.", code="InvalidShard")
+    chunks: list[tuple[bytes, int]] = []
+    for n, term in enumerate(terms):
+        idx = indexes[hex_hash(term.xorb)]
+        if not 0 <= term.chunk_start < term.chunk_end <= len(idx.sizes):
+            raise BadRequest(f"File {fh}: term {n} names chunks {term.chunk_start}.."
+                             f"{term.chunk_end} of a xorb with {len(idx.sizes)}.",
+                             code="InvalidShard")
+        hashes = idx.hashes[term.chunk_start:term.chunk_end]
+        sizes = idx.sizes[term.chunk_start:term.chunk_end]
+        if sum(sizes) != term.unpacked_bytes:
+            raise BadRequest(f"File {fh}: term {n} claims {term.unpacked_bytes} bytes, its "
+                             f"chunks hold {sum(sizes)}.", code="InvalidShard")
+        if verification is not None and verification[n] != verification_hash(hashes):
+            raise BadRequest(f"File {fh}: term {n} fails verification.", code="InvalidShard")
+        chunks.extend(zip(hashes, sizes, strict=True))
+    actual = hex_hash(file_hash(chunks))
+    if actual != fh:
+        raise BadRequest(f"File hash mismatch: the terms hash to {actual}, not {fh}.",
+                         code="HashMismatch")
+    return sum(size for _, size in chunks)
+
+
+def _sha256(hub: Hub, info: XetFileInfo) -> str:
+    digest = hashlib.sha256()
+    for piece in iter_content(hub, info, 0, info.size):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _record_files(hub: Hub, repo_id: int, new: dict[str, XetFileInfo],
+                  claimed: dict[str, int]) -> None:
+    for _ in range(3):
+        try:
+            with hub.db.write() as session:
+                for fh, info in new.items():
+                    if session.get(XetFile, fh) is not None:
+                        continue
+                    session.add(XetFile(file_hash=fh, sha256=info.sha256, size=info.size,
+                                        terms=_pack_terms(info.terms)))
+                    session.flush()
+                    session.add_all(XetFileXorb(file_hash=fh, xorb_hash=x)
+                                    for x in {hex_hash(t.xorb) for t in info.terms})
+                    first = _indexes.get(session, [hex_hash(info.terms[0].xorb)])
+                    idx = first[hex_hash(info.terms[0].xorb)]
+                    _add_dedup_chunks(session, {hex_hash(idx.hashes[info.terms[0].chunk_start])},
+                                      hex_hash(info.terms[0].xorb))
+                held = set(session.scalars(select(LfsObject.oid).where(
+                    LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed))))
+                session.add_all(LfsObject(repo_id=repo_id, oid=sha, size=size)
+                                for sha, size in claimed.items() if sha not in held)
+            return
+        except IntegrityError:
+            continue  # a concurrent shard registered the same file: look again
+    raise BadRequest("Could not record the shard; try again.", status=409, code="Conflict")
+
+
+# -- reconstruction -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """A chunk range of a xorb and the stored bytes [byte_start, byte_end) that hold it."""
+
+    xorb: str
+    chunk_start: int
+    chunk_end: int
+    byte_start: int
+    byte_end: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    offset_into_first_range: int
+    terms: list[Term]
+    fetches: list[Fetch]
+
+
+def plan(hub: Hub, file: XetFileInfo, start: int, end: int) -> Plan:
+    """The terms covering bytes [start, end) of the file, trimmed to whole chunks."""
+    if start >= max(file.size, 1) or end <= start:
+        raise RangeNotSatisfiable(f"Range start {start} is beyond the file's {file.size} bytes.")
+    end = min(end, file.size)
+    with hub.db.read() as session:
+        indexes = _indexes.get(session, {hex_hash(t.xorb) for t in file.terms})
+    terms: list[Term] = []
+    fetches: dict[tuple[str, int, int], Fetch] = {}
+    offset = 0
+    pos = 0
+    for term in file.terms:
+        if pos >= end:
+            break
+        term_end = pos + term.unpacked_bytes
+        if term_end <= start:
+            pos = term_end
+            continue
+        xorb = hex_hash(term.xorb)
+        idx = indexes[xorb]
+        first, last = term.chunk_start, term.chunk_end
+        chunk_pos = pos
+        for c in range(term.chunk_start, term.chunk_end):  # drop chunks before `start`
+            if chunk_pos + idx.sizes[c] > start:
+                break
+            chunk_pos += idx.sizes[c]
+            first = c + 1
+        if not terms:
+            offset = start - chunk_pos
+        tail = term_end
+        for c in range(term.chunk_end - 1, first, -1):  # and chunks from `end` on
+            if tail - idx.sizes[c] < end:
+                break
+            tail -= idx.sizes[c]
+            last = c
+        terms.append(Term(term.xorb, first, last, sum(idx.sizes[first:last])))
+        fetches.setdefault((xorb, first, last),
+                           Fetch(xorb, first, last, idx.offsets[first], idx.offsets[last]))
+        pos = term_end
+    return Plan(offset, terms, list(fetches.values()))
+
+
+def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of the file, decoded from its xorbs a few MiB at a time."""
+    if end <= start:
+        return
+    p = plan(hub, file, start, end)
+    skip = p.offset_into_first_range
+    remaining = min(end, file.size) - start
+    with hub.db.read() as session:
+        indexes = _indexes.get(session, {hex_hash(t.xorb) for t in p.terms})
+    for term in p.terms:
+        xorb = hex_hash(term.xorb)
+        idx = indexes[xorb]
+        with hub.blobs.open(xorb_key(xorb)) as fh:
+            c = term.chunk_start
+            while c < term.chunk_end and remaining > 0:
+                stop = c + 1
+                while (stop < term.chunk_end
+                       and idx.offsets[stop + 1] - idx.offsets[c] <= READ_BATCH):
+                    stop += 1
+                fh.seek(idx.offsets[c])
+                data = fh.read(idx.offsets[stop] - idx.offsets[c])
+                for piece in decode_chunks(data):
+                    if skip >= len(piece):
+                        skip -= len(piece)
+                        continue
+                    out = piece[skip:skip + remaining]
+                    skip = 0
+                    remaining -= len(out)
+                    yield out
+                    if remaining <= 0:
+                        return
+                c = stop
+
+
+# -- global dedup -------------------------------------------------------------------------------
+
+
+def dedup_shard(hub: Hub, token: CasToken, chunk: str) -> bytes | None:
+    """A shard describing the xorbs around `chunk`, if the token's user holds it; else None.
+
+    The answer lists the xorb holding the chunk and the other xorbs of a file made of
+    it, so one hit lets the client skip every chunk a new version shares with an old one.
+    """
+    check_hash(chunk)
+    with hub.db.read() as session:
+        xorb = session.scalar(select(XetChunk.xorb_hash).where(XetChunk.chunk_hash == chunk))
+        if xorb is None:
+            return None
+        actor = _token_actor(session, token)
+        if not _accessible_xorbs(session, actor, {xorb}):
+            return None
+        siblings = session.scalars(
+            select(XetFileXorb.xorb_hash).where(XetFileXorb.file_hash.in_(
+                select(XetFileXorb.file_hash).where(XetFileXorb.xorb_hash == xorb).limit(4)))
+            .distinct().limit(DEDUP_MAX_XORBS * 2)).all()
+        wanted = {xorb} | _accessible_xorbs(session, actor, set(siblings) - {xorb})
+        chosen = [xorb] + sorted(wanted - {xorb})[:DEDUP_MAX_XORBS - 1]
+        indexes = _indexes.get(session, chosen)
+    return serialize_shard(Shard(files=[], xorbs=[
+        CasInfo(raw_hash(x), list(indexes[x].hashes), list(indexes[x].sizes),
+                indexes[x].offsets[-1]) for x in chosen]),
+        expires_at=int(time.time()) + DEDUP_ANSWER_TTL)
+
+
+# -- stats --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageStats:
+    """Large-file bytes as the repos see them (logical) and as stored on disk."""
+
+    files: int
+    xet_files: int
+    logical_bytes: int
+    stored_bytes: int
+    xorbs: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.logical_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"files": self.files, "xetFiles": self.xet_files,
+                "logicalBytes": self.logical_bytes, "storedBytes": self.stored_bytes,
+                "xorbs": self.xorbs, "dedupRatio": round(self.dedup_ratio, 4)}
+
+
+def storage_stats(hub: Hub, repo_id: int | None = None) -> StorageStats:
+    """Stats for one repo, or for the whole hub when `repo_id` is None.
+
+    Logical bytes count every large file each repo holds; stored bytes count each
+    xorb and each LFS blob once.
+    """
+    with hub.db.read() as session:
+        held = select(LfsObject.oid, LfsObject.size)
+        if repo_id is not None:
+            held = held.where(LfsObject.repo_id == repo_id)
+        rows = session.execute(held).tuples().all()
+        sizes = dict(rows)
+        xet = dict(session.execute(select(XetFile.sha256, XetFile.file_hash).where(
+            XetFile.sha256.in_(sizes))).tuples().all()) if sizes else {}
+        if repo_id is None:
+            xorbs, xorb_bytes = session.execute(
+                select(func.count(), func.coalesce(func.sum(XetXorb.size), 0))).one()
+        else:
+            used = select(XetFileXorb.xorb_hash).where(
+                XetFileXorb.file_hash.in_(list(xet.values()))).distinct().subquery()
+            xorbs, xorb_bytes = session.execute(
+                select(func.count(), func.coalesce(func.sum(XetXorb.size), 0))
+                .where(XetXorb.hash.in_(select(used)))).one()
+    lfs_bytes = sum(hub.blobs.size(blob_key(oid)) or 0 for oid in sizes if oid not in xet)
+    return StorageStats(files=len(rows), xet_files=len(xet),
+                        logical_bytes=sum(size for _, size in rows),
+                        stored_bytes=int(xorb_bytes) + lfs_bytes, xorbs=int(xorbs))
+

@@ -1,0 +1,67 @@
+"""Xet storage: xorbs, files, the dedup index; lfs_objects by oid
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27 04:45:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_lfs_objects_oid', 'lfs_objects', ['oid'])
+    op.create_table('xet_xorbs',
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('unpacked_size', sa.BigInteger(), nullable=False),
+    sa.Column('num_chunks', sa.Integer(), nullable=False),
+    sa.Column('chunk_index', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('hash')
+    )
+    op.create_table('xet_xorb_uploads',
+    sa.Column('xorb_hash', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['xorb_hash'], ['xet_xorbs.hash'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('xorb_hash', 'account_id')
+    )
+    op.create_table('xet_files',
+    sa.Column('file_hash', sa.String(length=64), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('terms', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('file_hash'),
+    sa.UniqueConstraint('sha256')
+    )
+    op.create_table('xet_file_xorbs',
+    sa.Column('file_hash', sa.String(length=64), nullable=False),
+    sa.Column('xorb_hash', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['file_hash'], ['xet_files.file_hash'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['xorb_hash'], ['xet_xorbs.hash']),
+    sa.PrimaryKeyConstraint('file_hash', 'xorb_hash')
+    )
+    op.create_index('ix_xet_file_xorbs_xorb_hash', 'xet_file_xorbs', ['xorb_hash'])
+    op.create_table('xet_chunks',
+    sa.Column('chunk_hash', sa.String(length=64), nullable=False),
+    sa.Column('xorb_hash', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['xorb_hash'], ['xet_xorbs.hash']),
+    sa.PrimaryKeyConstraint('chunk_hash')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('xet_chunks')
+    op.drop_index('ix_xet_file_xorbs_xorb_hash', table_name='xet_file_xorbs')
+    op.drop_table('xet_file_xorbs')
+    op.drop_table('xet_files')
+    op.drop_table('xet_xorb_uploads')
+    op.drop_table('xet_xorbs')
+    op.drop_index('ix_lfs_objects_oid', table_name='lfs_objects')
