@@ -16,13 +16,26 @@ sendfile. Everything is measured in the same run on the same machine:
   RSS (VmHWM) after every phase.
 
 It prints a table, then each target with PASS/MISS. Exit status is 0 either way.
+
+    .venv/bin/python bench/transfer.py --xet [--size-mib 1024] [--keep]
+
+measures the Xet path instead, with the client as installed by default (hf_xet on):
+every client call runs in a process of its own, without HF_HUB_DISABLE_XET, with a
+fresh HF_XET_CACHE and HF_HOME. Per round, a new random file is uploaded with
+`HfApi.upload_file`, then a copy with 5% of its bytes rewritten in 3 places is
+uploaded over it from another fresh cache (the dedup can only come from the hub's
+global-dedup answers), `hver storage stats` read before and after. The first version
+is downloaded with `hf_hub_download` through Xet and with curl through /resolve (the
+server decoding chunks), next to nginx and an LFS-stored file of the same size.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -542,6 +555,475 @@ def report(res: Results, limit: Row, up_client: Row, up_curl: Row | None,
             print(f"  {mark}  {label}: {fmt.format(value)}")
 
 
+# --- Xet mode -----------------------------------------------------------------------
+
+XET_FILE = "big.bin"
+XET_EDIT = 0.05       # share of the bytes rewritten for the second version
+XET_REGIONS = 3       # in this many contiguous runs, spread over the file
+XET_TARGETS = {"reupload": 0.25}  # second version's upload time / the first's
+PROTO = b"@@ "        # marks the client process's protocol lines on its stdout
+
+
+def edit_copy(src: Path, dst: Path) -> int:
+    """`src` with XET_EDIT of its bytes rewritten in place in XET_REGIONS runs, centred
+    at 1/6, 3/6, 5/6 of the file (the first chunk is kept); returns the bytes rewritten."""
+    shutil.copyfile(src, dst)
+    size = src.stat().st_size
+    run = int(size * XET_EDIT) // XET_REGIONS
+    with dst.open("r+b") as fh:
+        for i in range(XET_REGIONS):
+            fh.seek(size * (2 * i + 1) // (2 * XET_REGIONS) - run // 2)
+            fh.write(os.urandom(run))
+    return run * XET_REGIONS
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Restart VmHWM from the current RSS (Linux >= 4.0, own or root's processes)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def xet_client() -> int:
+    """Child process: one huggingface_hub call, hf_xet on. Reads a job (JSON) on stdin,
+    says `ready`, waits for `go`, runs the call and prints the result (JSON)."""
+    import resource
+
+    job = json.loads(sys.stdin.readline())
+    from huggingface_hub import (
+        HfApi,
+        constants,
+        get_hf_file_metadata,
+        hf_hub_download,
+        hf_hub_url,
+    )
+
+    if constants.HF_HUB_DISABLE_XET:
+        raise SystemExit("HF_HUB_DISABLE_XET is set in the client process")
+    out: dict[str, object] = {}
+    act: Callable[[], None]
+    if job["op"] == "upload":
+        import huggingface_hub.utils as hf_utils
+        from huggingface_hub.utils import _xet_progress_reporting as xet_progress
+
+        # hf_xet reports bytes to send and bytes sent to the progress reporter; record
+        # the last report instead of drawing bars (looked up when the upload starts).
+        last: dict[str, int] = {}
+
+        class Recorder:
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                pass
+
+            def update_progress(self, group: object, items: object = None) -> None:
+                last["total"] = int(group.total_bytes)  # type: ignore[attr-defined]
+                last["sent"] = int(group.total_transfer_bytes_completed)  # type: ignore[attr-defined]
+
+            def reset_for_next_commit(self) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        hf_utils.are_progress_bars_disabled = lambda *a, **k: False  # type: ignore[assignment]
+        xet_progress.XetUploadProgressReporter = Recorder  # type: ignore[misc,assignment]
+        api = HfApi(endpoint=job["endpoint"], token=job["token"])
+
+        def act() -> None:
+            info = api.upload_file(path_or_fileobj=job["path"], path_in_repo=job["name"],
+                                   repo_id=job["repo"], commit_message=job["message"])
+            out.update(commit=info.oid, xet=bool(last), **last)
+    else:
+        url = hf_hub_url(job["repo"], job["name"], revision=job["revision"],
+                         endpoint=job["endpoint"])
+        meta = get_hf_file_metadata(url, token=job["token"])
+        out["xet"] = meta.xet_file_data is not None
+
+        def act() -> None:
+            out["path"] = hf_hub_download(job["repo"], job["name"], revision=job["revision"],
+                                          cache_dir=job["cache"], endpoint=job["endpoint"],
+                                          token=job["token"])
+
+    def say(text: str) -> None:
+        sys.stdout.buffer.write(PROTO + text.encode() + b"\n")
+        sys.stdout.flush()
+
+    say("ready")
+    if sys.stdin.readline().strip() != "go":
+        return 1
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    act()
+    out["seconds"] = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu"] = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    say(json.dumps(out))
+    return 0
+
+
+class ClientFailed(RuntimeError):
+    pass
+
+
+def run_xet_client(root: Path, tag: str, job: dict[str, object], pid: int,
+                   timeout: float) -> tuple[dict[str, float], dict[str, object]]:
+    """Run one client call in a fresh process (own HF_HOME and HF_XET_CACHE, Xet on),
+    measuring the server from `go` to the result; killed after `timeout` seconds."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_DISABLE_XET", "HF_TOKEN", "HF_XET_CACHE", "HF_HOME")}
+    env |= {"HF_HOME": str(root / f"hf-home-{tag}"), "HF_XET_CACHE": str(root / f"xet-{tag}"),
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    log = root / f"client-{tag}.log"
+    deadline = time.monotonic() + timeout
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--xet-client"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                env=env, cwd=root)
+    assert proc.stdin is not None and proc.stdout is not None
+    pending = b""
+
+    def expect() -> str:
+        nonlocal pending
+        while True:
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.startswith(PROTO):
+                    return line[len(PROTO):].decode()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClientFailed(f"client {tag} ran past {timeout:.0f} s")
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if ready:
+                data = os.read(proc.stdout.fileno(), 65536)  # type: ignore[union-attr]
+                if not data:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise ClientFailed(f"client {tag} exited ({proc.wait()}):\n{tail}")
+                pending += data
+
+    try:
+        proc.stdin.write((json.dumps(job) + "\n").encode())
+        proc.stdin.flush()
+        if expect() != "ready":
+            raise ClientFailed(f"client {tag}: unexpected answer")
+        reset_peak_rss(pid)
+        with measured(pid) as m:
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            result = json.loads(expect())
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return m, result
+
+
+def curl_size(timeout: float, *args: str) -> int:
+    """curl into /dev/null, bounded in time; returns the bytes it received."""
+    out = subprocess.run(["curl", "-sS", "--fail", "-m", str(int(timeout)), "-o", "/dev/null",
+                          "-w", "%{size_download}", *args], check=True, capture_output=True,
+                         text=True, timeout=timeout + 10)
+    return int(out.stdout.strip())
+
+
+def run_xet(args: argparse.Namespace, root: Path) -> int:
+    size = args.size_mib * MiB
+    # The LFS reference calls run in this process and must not use Xet; Xet clients
+    # run in processes of their own without this variable (run_xet_client).
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HOME"] = str(root / "hf-home")
+    os.environ.pop("HF_TOKEN", None)
+    timeout = float(args.client_timeout)
+
+    for tool in ("curl",):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"--xet needs {tool}")
+    have_nginx = shutil.which("nginx") is not None
+    print(f"hver transfer bench, Xet: {args.size_mib} MiB file, {os.cpu_count()} CPUs, "
+          f"python {sys.version.split()[0]}, tmp {root}")
+
+    t0 = time.perf_counter()
+    firsts = [root / f"x{r}.bin" for r in range(args.rounds)]
+    for path in firsts:
+        make_file(path, size)
+    seconds = [root / f"x{r}-v2.bin" for r in range(args.rounds)]
+    edited = [edit_copy(a, b) for a, b in zip(firsts, seconds, strict=True)]
+    lfs_src = root / "lfs.bin"
+    make_file(lfs_src, size)
+    print(f"  generated {2 * args.rounds + 1} test files in {time.perf_counter() - t0:.1f} s "
+          f"(second versions: {edited[0] / MiB:.1f} MiB rewritten in {XET_REGIONS} runs)")
+
+    res = Results()
+    limit_s = min(hash_and_write(firsts[0], root / f"limit-{i}.bin") for i in range(2))
+    limit = res.add(Row("limit", "local", "sha256+write+fsync", size, limit_s))
+
+    hver = Hver(root)
+    hver.start()
+    try:
+        return _run_xet(args, root, hver, res, limit, firsts, seconds, lfs_src,
+                        have_nginx, timeout)
+    finally:
+        hver.stop()
+
+
+def _run_xet(args: argparse.Namespace, root: Path, hver: Hver, res: Results, limit: Row,
+             firsts: list[Path], seconds: list[Path], lfs_src: Path, have_nginx: bool,
+             timeout: float) -> int:
+    size = firsts[0].stat().st_size
+    assert hver.proc is not None
+    pid = hver.proc.pid
+    hwm_ok = reset_peak_rss(pid)
+    print(f"  hver at {hver.endpoint} (pid {pid}), startup peak RSS {peak_rss_mb(pid):.0f} MB")
+    name = "bench"
+    hver.cli("user", "create", name, "--email", "bench@example.org")
+    token = hver.cli("token", "create", name, "--role", "write")
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    api = HfApi(endpoint=hver.endpoint, token=token)
+
+    def stats(repo: str) -> dict[str, float]:
+        return dict(json.loads(hver.cli("storage", "stats", repo, "--json")))
+
+    def job(**kw: object) -> dict[str, object]:
+        return {"endpoint": hver.endpoint, "token": token, "name": XET_FILE} | kw
+
+    # Uploads: per round a new file into a repo of its own, then its second version.
+    ups: list[Row] = []
+    reups: list[Row] = []
+    storage: list[tuple[dict[str, float], dict[str, float], dict[str, float]]] = []
+    commits: list[str] = []
+    for rnd in range(args.rounds):
+        repo = f"{name}/xet-{rnd}"
+        api.create_repo(repo)
+        s0 = stats(repo)
+        m, out = run_xet_client(root, f"up-{rnd}", job(
+            op="upload", repo=repo, path=str(firsts[rnd]), message="v1"), pid, timeout)
+        if not out.get("xet"):
+            raise SystemExit("the upload did not go through Xet (no Xet progress reported)")
+        commits.append(str(out["commit"]))
+        s1 = stats(repo)
+        row = Row("upload", "hver", "upload_file (xet)", size, m["seconds"], m["cpu"],
+                  m["rss"] if hwm_ok else None)
+        row.note = (f"sent {int(out['sent']) / MiB:.0f} MiB, client CPU {out['cpu']:.1f} s; "
+                    f"stored +{(s1['storedBytes'] - s0['storedBytes']) / MiB:.0f} MiB")
+        ups.append(row)
+        show(row)
+
+        m, out = run_xet_client(root, f"reup-{rnd}", job(
+            op="upload", repo=repo, path=str(seconds[rnd]), message="v2, 5% changed"),
+            pid, timeout)
+        if not out.get("xet"):
+            raise SystemExit("the re-upload did not go through Xet")
+        s2 = stats(repo)
+        storage.append((s0, s1, s2))
+        row = Row("re-upload", "hver", "upload_file (xet)", size, m["seconds"], m["cpu"],
+                  m["rss"] if hwm_ok else None)
+        row.note = (f"sent {int(out['sent']) / MiB:.1f} MiB, client CPU {out['cpu']:.1f} s; "
+                    f"stored +{(s2['storedBytes'] - s1['storedBytes']) / MiB:.1f} MiB")
+        reups.append(row)
+        show(row)
+
+    # The LFS reference: the same size through LFS, downloaded by this process (Xet off).
+    api.create_repo(f"{name}/lfs")
+    api.upload_file(path_or_fileobj=str(lfs_src), path_in_repo=XET_FILE,
+                    repo_id=f"{name}/lfs", commit_message="lfs")
+    meta = api.get_paths_info(f"{name}/lfs", [XET_FILE])[0]
+    lfs_oid = meta.lfs.sha256 if meta.lfs else ""  # type: ignore[union-attr]
+
+    # Downloads of the first round's first version. Warm the page cache first: the stored
+    # xorbs, the LFS blob and nginx's copy (a hard link to the source file).
+    for path in [*(hver.data.rglob("*")), firsts[0]]:
+        if path.is_file() and path.stat().st_size >= MiB:
+            with path.open("rb") as fh:
+                while fh.read(CHUNK):
+                    pass
+    ngx: Nginx | None = None
+    nginx_note = ""
+    if not have_nginx:
+        nginx_note = "nginx is not installed: skipped the nginx comparison."
+    else:
+        docroot = root / "docroot"
+        docroot.mkdir()
+        os.link(firsts[0], docroot / XET_FILE)
+        ngx = Nginx(root, docroot)
+        try:
+            ngx.start()
+        except (RuntimeError, OSError) as e:
+            nginx_note = f"nginx failed to start, skipped: {e}"
+            ngx.stop()
+            ngx = None
+
+    repo0, rev0 = f"{name}/xet-0", commits[0]
+    want = sha256_file(firsts[0])
+    runs: dict[tuple[str, str], list[Row]] = {}
+
+    def record(key: tuple[str, str], row: Row) -> None:
+        runs.setdefault(key, []).append(row)
+        show(row)
+
+    def hver_round(rnd: int) -> None:
+        m, out = run_xet_client(root, f"down-{rnd}", job(
+            op="download", repo=repo0, revision=rev0, cache=str(root / f"hf-cache-xet-{rnd}")),
+            pid, timeout)
+        if not out["xet"]:
+            raise SystemExit("the download's metadata has no Xet file data: not a Xet download")
+        got = Path(str(out["path"]))
+        if got.stat().st_size != size:
+            raise SystemExit("hf_hub_download (xet) returned the wrong size")
+        if rnd == 0 and sha256_file(got) != want:
+            raise SystemExit("hf_hub_download (xet) returned other bytes")
+        row = Row("download", "hver", "hf_hub_download (xet)", size, m["seconds"], m["cpu"],
+                  m["rss"] if hwm_ok else None, f"client CPU {out['cpu']:.1f} s")
+        record(("hver", "xet"), row)
+
+        url = f"{hver.endpoint}/{repo0}/resolve/{rev0}/{XET_FILE}"
+        reset_peak_rss(pid)
+        with measured(pid) as m:
+            got_n = curl_size(timeout, "-L", url)
+        if got_n != size:
+            raise SystemExit(f"curl got {got_n} bytes from {url}")
+        record(("hver", "plain"), Row("download", "hver", "curl -L (plain HTTP)", size,
+                                      m["seconds"], m["cpu"], m["rss"] if hwm_ok else None))
+
+        reset_peak_rss(pid)
+        with measured(pid) as m:
+            got = hf_hub_download(f"{name}/lfs", XET_FILE, cache_dir=root / f"hf-cache-lfs-{rnd}",
+                                  endpoint=hver.endpoint)
+        if Path(got).stat().st_size != size:
+            raise SystemExit("hf_hub_download (LFS) returned the wrong size")
+        record(("hver", "lfs"), Row("download", "hver", "hf_hub_download (LFS)", size,
+                                    m["seconds"], m["cpu"], m["rss"] if hwm_ok else None))
+
+    def nginx_round(rnd: int) -> None:
+        assert ngx is not None and ngx.proc is not None
+        npid = ngx.proc.pid
+        url = f"{ngx.url}/{XET_FILE}"
+        with measured(npid) as m:
+            curl_size(timeout, url)
+        record(("nginx", "curl"), Row(
+            "download", "nginx", "curl -o /dev/null", size, m["seconds"], m["cpu"]))
+        dest = root / f"nginx-download-{rnd}.bin"
+        with measured(npid) as m:
+            http_get_to(url, dest)
+        record(("nginx", "client"), Row(
+            "download", "nginx", "hf http_get -> file", size, m["seconds"], m["cpu"]))
+        if dest.stat().st_size != size:
+            raise SystemExit("nginx download has the wrong size")
+
+    try:
+        for rnd in range(args.rounds):
+            order = [hver_round, nginx_round] if rnd % 2 == 0 else [nginx_round, hver_round]
+            for fn in order:
+                if fn is nginx_round and ngx is None:
+                    continue
+                fn(rnd)
+    finally:
+        if ngx is not None:
+            ngx.stop()
+
+    def best(rows: list[Row]) -> Row:
+        top = min(rows, key=lambda r: r.seconds)
+        if len(rows) > 1:
+            top.note = (top.note + "; " if top.note else "") + "rounds: " + ", ".join(
+                f"{r.mbps:.0f}" for r in rows) + " MiB/s"
+        return res.add(top, echo=False)
+
+    up, reup = best(ups), best(reups)
+    down = {key: best(rows) for key, rows in runs.items()}
+    rss_all = max((r.rss for r in [*ups, *reups, *(x for rs in runs.values() for x in rs)]
+                   if r.server == "hver" and r.rss is not None), default=None)
+    report_xet(res, limit, up, reup, ups, reups, down, storage, rss_all, hwm_ok, nginx_note,
+               bool(lfs_oid))
+    return 0
+
+
+def report_xet(res: Results, limit: Row, up: Row, reup: Row, ups: list[Row], reups: list[Row],
+               down: dict[tuple[str, str], Row],
+               storage: list[tuple[dict[str, float], dict[str, float], dict[str, float]]],
+               rss_peak: float | None, hwm_ok: bool, nginx_note: str, have_lfs: bool) -> None:
+    ratios = [b.seconds / a.seconds for a, b in zip(ups, reups, strict=True)]
+    print()
+    print(f"{'phase':<9} {'server':<6} {'client':<22} {'MiB/s':>8} {'seconds':>8} "
+          f"{'srv CPU s/GiB':>14} {'peak RSS MB':>12}  vs")
+    for r in res.rows:
+        vs = ""
+        if r.what == "upload":
+            vs = f"{r.mbps / limit.mbps:.2f}x limit"
+        elif r.what == "re-upload":
+            vs = f"{min(ratios):.2f}x first upload's time"
+        elif r.what == "download" and r.server == "hver":
+            ref = down.get(("nginx", "curl" if r.client.startswith("curl") else "client"))
+            vs = f"{r.mbps / ref.mbps:.2f}x nginx" if ref else ""
+            lfs = down.get(("hver", "lfs"))
+            if r.client == "hf_hub_download (xet)" and lfs is not None:
+                vs += f"{', ' if vs else ''}{r.mbps / lfs.mbps:.2f}x LFS"
+        cpu = f"{r.cpu_per_gib:14.2f}" if r.cpu is not None else f"{'':14}"
+        rss = f"{r.rss:12.0f}" if r.rss is not None else f"{'':12}"
+        print(f"{r.what:<9} {r.server:<6} {r.client:<22} {r.mbps:8.0f} {r.seconds:8.2f} "
+              f"{cpu} {rss}  {vs} {r.note}".rstrip())
+    print("limit: read + sha256 + write + fsync of the same bytes into a new file, in-process.")
+    print("peak RSS: the server's VmHWM, reset before each phase" if hwm_ok else
+          "peak RSS: the server's VmHWM since start (could not reset it per phase)")
+    if nginx_note:
+        print(nginx_note)
+    print("\nstorage (hver storage stats REPO --json), per round: "
+          "empty -> v1 -> v2 (5% rewritten)")
+
+    def fmt(s: dict[str, float]) -> str:
+        return (f"logical {s['logicalBytes'] / MiB:.1f} MiB, stored "
+                f"{s['storedBytes'] / MiB:.1f} MiB, ratio {s['dedupRatio']:.2f}")
+
+    for rnd, (_empty, s1, s2) in enumerate(storage):
+        print(f"  round {rnd}: v1 {fmt(s1)}; v2 {fmt(s2)}; v2 added "
+              f"{(s2['storedBytes'] - s1['storedBytes']) / MiB:.1f} MiB stored "
+              f"({(s2['storedBytes'] - s1['storedBytes']) / (s1['logicalBytes'] or 1):.1%} "
+              f"of the file); re-upload took {ratios[rnd]:.2f}x the first upload's time")
+
+    print("\ntargets:")
+    checks: list[tuple[str, float | None, Callable[[float], bool], str]] = [
+        ("re-upload, 5% changed <= 0.25x first upload's time", min(ratios),
+         lambda v: v <= XET_TARGETS["reupload"], "{:.2f}x (best round)"),
+        ("peak server RSS        < 300 MB (Xet phases)", rss_peak,
+         lambda v: v < TARGETS["rss_mb"], "{:.0f} MB"),
+        ("LFS target: upload     >= 0.70x limit", up.mbps / limit.mbps,
+         lambda v: v >= TARGETS["upload"], "{:.2f}x"),
+    ]
+
+    def ratio(a: tuple[str, str], b: tuple[str, str]) -> float | None:
+        return down[a].mbps / down[b].mbps if a in down and b in down else None
+
+    checks.append(("LFS target: hf client  >= 0.90x nginx (Xet download)",
+                   ratio(("hver", "xet"), ("nginx", "client")),
+                   lambda v: v >= TARGETS["download_client"], "{:.2f}x"))
+    checks.append(("LFS target: curl       >= 0.80x nginx (plain HTTP of a Xet file)",
+                   ratio(("hver", "plain"), ("nginx", "curl")),
+                   lambda v: v >= TARGETS["download_curl"], "{:.2f}x"))
+    xet_down = down.get(("hver", "xet"))
+    checks.append(("LFS target: server CPU <= 0.5 s per GiB (Xet download)",
+                   xet_down.cpu_per_gib if xet_down else None,
+                   lambda v: v <= TARGETS["cpu_per_gib"], "{:.2f} s"))
+    for label, value, ok, fmt in checks:
+        if value is None:
+            print(f"  SKIP  {label}")
+        else:
+            mark = "PASS" if ok(value) else "MISS"
+            print(f"  {mark}  {label}: {fmt.format(value)}")
+    if not have_lfs:
+        print("  (the LFS reference file has no LFS pointer: its row is not an LFS download)")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (1024)")
@@ -550,10 +1032,17 @@ def main() -> int:
     p.add_argument("--tmp", type=Path, default=None,
                    help="directory for the files and data (a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--xet", action="store_true",
+                   help="measure Xet uploads, re-uploads and downloads instead of LFS")
+    p.add_argument("--client-timeout", type=float, default=600,
+                   help="--xet: seconds one client call may take before it is killed (600)")
+    p.add_argument("--xet-client", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.xet_client:
+        return xet_client()
     root = Path(tempfile.mkdtemp(prefix="hver-bench-", dir=args.tmp))
     try:
-        return run(args, root)
+        return run_xet(args, root) if args.xet else run(args, root)
     finally:
         if args.keep:
             print(f"kept {root}")

@@ -36,12 +36,14 @@ os.environ.update({
     "HF_ENDPOINT": ENDPOINT,
     "HF_HOME": str(_HOME / "hf-home"),
     "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HUB_DISABLE_XET": "1",
+    "HF_XET_CACHE": str(_HOME / "xet-cache"),
+    "HF_XET_CLIENT_RETRY_BASE_DELAY": "100ms",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "HF_UPDATE_DOWNLOAD_COUNTS": "0",
     "DISABLE_SAFETENSORS_CONVERSION": "1",
 })
 os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HF_HUB_DISABLE_XET", None)  # the default install: large files go through Xet
 
 
 @dataclass
@@ -205,3 +207,11 @@ def no_server_errors(server: Server) -> Iterator[None]:
             fh.seek(start)
             new = fh.read().decode("utf-8", "replace")
         assert "unexpected error" not in new and "Traceback" not in new, new[-3000:]
+
+
+@pytest.fixture
+def lfs_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients as with HF_HUB_DISABLE_XET=1 (or no hf_xet): large files go through LFS."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)

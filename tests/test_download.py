@@ -38,8 +38,11 @@ def _read(path: str | Path) -> bytes:
 
 
 @pytest.fixture(params=["model", "dataset"])
-def repo(request, api, repo_factory):
-    """A repo with v1 (tagged) and v2 (main) contents; returns (repo_id, type, v1, v2)."""
+def repo(request, api, repo_factory, lfs_client):
+    """A repo with v1 (tagged) and v2 (main) contents; returns (repo_id, type, v1, v2).
+
+    Uploaded as by a client without Xet: weights.bin is a plain LFS object (Xet-stored
+    files are downloaded in test_xet)."""
     repo_type = request.param
     repo_id = repo_factory(repo_type=repo_type)
     v1 = api.create_commit(repo_id, repo_type=repo_type, operations=[

@@ -18,10 +18,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    HfApi,
+    constants,
+    hf_hub_download,
+    snapshot_download,
+)
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 WEIGHTS = os.urandom(64 * 1024)
+XET_WEIGHTS = os.urandom(200 * 1024)
 SECRET = b"top secret contents\n"
 
 
@@ -82,6 +89,10 @@ CALLS = [
     Call("resolve-head", "HEAD", lambda p, r: f"/{p}{r}/resolve/main/secret.txt"),
     Call("resolve-get", "GET", lambda p, r: f"/{p}{r}/resolve/main/secret.txt"),
     Call("resolve-lfs-get", "GET", lambda p, r: f"/{p}{r}/resolve/main/weights.bin"),
+    Call("resolve-xet-head", "HEAD", lambda p, r: f"/{p}{r}/resolve/main/model.safetensors"),
+    Call("resolve-xet-get", "GET", lambda p, r: f"/{p}{r}/resolve/main/model.safetensors"),
+    Call("xet-read-token", "GET", lambda p, r: f"/api/{_api(p)}/{r}/xet-read-token/main"),
+    Call("xet-write-token", "GET", lambda p, r: f"/api/{_api(p)}/{r}/xet-write-token/main"),
     Call("resolve-missing-file", "GET", lambda p, r: f"/{p}{r}/resolve/main/nope.txt"),
     Call("resolve-missing-rev", "HEAD", lambda p, r: f"/{p}{r}/resolve/nope/secret.txt"),
     Call("preupload", "POST", lambda p, r: f"/api/{_api(p)}/{r}/preupload/main",
@@ -119,11 +130,16 @@ def private_repo(request, user_factory, server):
     api = HfApi(endpoint=server.endpoint, token=owner.token)
     repo_id = f"{owner.name}/private-{uuid.uuid4().hex[:8]}"
     api.create_repo(repo_id, repo_type=repo_type, private=True)
-    api.create_commit(repo_id, repo_type=repo_type, operations=[
-        CommitOperationAdd("secret.txt", SECRET),
-        CommitOperationAdd("weights.bin", WEIGHTS),
-        CommitOperationAdd("README.md", b"---\ntags: [very-secret-tag]\n---\n"),
-    ], commit_message="secret stuff")
+    with pytest.MonkeyPatch.context() as mp:  # weights.bin as a plain LFS object
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        api.create_commit(repo_id, repo_type=repo_type, operations=[
+            CommitOperationAdd("secret.txt", SECRET),
+            CommitOperationAdd("weights.bin", WEIGHTS),
+            CommitOperationAdd("README.md", b"---\ntags: [very-secret-tag]\n---\n"),
+        ], commit_message="secret stuff")
+    api.upload_file(path_or_fileobj=XET_WEIGHTS, path_in_repo="model.safetensors",
+                    repo_id=repo_id, repo_type=repo_type,
+                    commit_message="secret weights")  # through Xet
     api.create_branch(repo_id, branch="dev", repo_type=repo_type)
     api.create_tag(repo_id, tag="v1", repo_type=repo_type)
     missing = f"{owner.name}/missing-{uuid.uuid4().hex[:8]}"
@@ -209,11 +225,11 @@ def test_private_repo_untouched_by_outsiders(server, private_repo, other):
     info = api.repo_info(repo_id, repo_type=repo_type)
     assert info.private is True
     assert sorted(s.rfilename for s in info.siblings) == [
-        ".gitattributes", "README.md", "secret.txt", "weights.bin"]
+        ".gitattributes", "README.md", "model.safetensors", "secret.txt", "weights.bin"]
     refs = api.list_repo_refs(repo_id, repo_type=repo_type)
     assert {b.name for b in refs.branches} == {"main", "dev"}
     assert {t.name for t in refs.tags} == {"v1"}
-    assert api.list_repo_commits(repo_id, repo_type=repo_type)[0].title == "secret stuff"
+    assert api.list_repo_commits(repo_id, repo_type=repo_type)[0].title == "secret weights"
 
 
 def test_private_repo_not_listed(server, private_repo, other):
@@ -273,7 +289,8 @@ def test_owner_reads_everything(server, private_repo, tmp_path):
     for token in (owner.token, owner.read_token):
         for call in CALLS:
             if call.method not in ("GET", "HEAD") or call.name.startswith(
-                    ("resolve-missing", "revision-info-sha", "auth-check-write")):
+                    ("resolve-missing", "revision-info-sha", "auth-check-write",
+                     "xet-write-token")):
                 continue
             r = _send(server, call, repo_type, repo_id, token)
             assert r.status_code in (200, 302), (call.name, r.status_code, r.text)
@@ -291,6 +308,9 @@ def test_owner_reads_everything(server, private_repo, tmp_path):
     p = hf_hub_download(repo_id, "weights.bin", repo_type=repo_type, cache_dir=tmp_path,
                         token=owner.read_token)
     assert Path(p).read_bytes() == WEIGHTS
+    p = hf_hub_download(repo_id, "model.safetensors", repo_type=repo_type, cache_dir=tmp_path,
+                        token=owner.read_token)
+    assert Path(p).read_bytes() == XET_WEIGHTS
     snap = snapshot_download(repo_id, repo_type=repo_type, revision="dev",
                              cache_dir=tmp_path / "snap", token=owner.token)
     assert Path(os.path.join(snap, "secret.txt")).read_bytes() == SECRET

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -27,7 +27,7 @@ LFS_DATA = b"\x00\x01binary" * 1000
 
 
 @pytest.fixture
-def tree_repo(api, repo_factory):
+def tree_repo(api, repo_factory, lfs_client):
     """a.txt, w.bin (LFS), sub/b.txt, sub/deep/c.txt, other/d.txt, in two commits."""
     repo_id = repo_factory()
     first = api.create_commit(repo_id, operations=[
@@ -161,14 +161,19 @@ def test_tree_path_encoded_as_one_segment(api, tree_repo, server):
     assert [e["path"] for e in one] == [e["path"] for e in two] == ["sub/deep/c.txt"]
 
 
-def test_tree_never_lists_xet_hash(api, tree_repo, server):
+def test_tree_lists_xet_hash_of_xet_files_only(api, tree_repo, server, monkeypatch):
     repo_id, _, _ = tree_repo
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    api.upload_file(path_or_fileobj=LFS_DATA + b"via xet", path_in_repo="x.bin",
+                    repo_id=repo_id)
     body = httpx.get(f"{server.endpoint}/api/models/{repo_id}/tree/main",
                      params={"recursive": "true", "expand": "true"}).json()
     assert body
     for e in body:
-        assert "xetHash" not in e
+        assert ("xetHash" in e) == (e["path"] == "x.bin"), e
         assert len(e["oid"]) == 40
+    (info,) = api.get_paths_info(repo_id, ["x.bin"])
+    assert info.xet_hash is not None and len(info.xet_hash) == 64
 
 
 def test_tree_pagination(api, repo_factory, server):

@@ -414,9 +414,16 @@ def test_bad_xorbs_and_shards_are_rejected(server: Any, api: HfApi,
     got = httpx.get(fetch["url"], headers={
         "Range": f"bytes={fetch['url_range']['start']}-{fetch['url_range']['end']}"})
     assert got.status_code == 206 and got.content == body
+    r = cas.call("GET", f"/v2/reconstructions/{fid}", headers={"Range": "bytes=0-"})
+    assert r.status_code == 200
+    (entry,) = r.json()["xorbs"][hex_hash(xorb)]
+    assert entry["ranges"] == [{"chunks": {"start": 0, "end": len(chunks)},
+                                "bytes": {"start": 0, "end": len(body) - 1}}]
     size = sum(len(c) for c in chunks)
-    r = cas.call("GET", f"/v1/reconstructions/{fid}", headers={"Range": f"bytes={size}-"})
-    assert r.status_code == 416
+    for version in (1, 2):
+        r = cas.call("GET", f"/v{version}/reconstructions/{fid}",
+                     headers={"Range": f"bytes={size}-"})
+        assert r.status_code == 416
     r = cas.call("GET", f"/v1/reconstructions/{fid}",
                  headers={"Range": f"bytes={len(chunks[0]) + 5}-{size - 1}"})
     assert r.json()["offset_into_first_range"] == 5
@@ -439,7 +446,6 @@ def test_bad_xorbs_and_shards_are_rejected(server: Any, api: HfApi,
     # Unknown or unsupported routes are plain 404s, so that hf_xet falls back to v1.
     assert cas.call("POST", f"/v1/xorb-grants/default/{hex_hash(xorb)}").status_code == 404
     assert cas.call("POST", "/v2/shards", shard).status_code == 404
-    assert cas.call("GET", f"/v2/reconstructions/{fid}").status_code == 404
     assert cas.call("POST", "/v1/shards", shard.replace(b"HFRepo", b"HFRepx")).status_code == 400
 
 

@@ -42,9 +42,15 @@ MAX_BATCH_FILES = 100
 # -- Hub side: tokens ---------------------------------------------------------------------------
 
 
-def cas_url(request: Request) -> str:
-    """The CAS base URL; it names this hub's data, since clients cache what a CAS holds."""
-    return f"{base_url(request)}/xet/{request.app.state.cas_instance}"
+def cas_url(request: Request, account_id: int | None) -> str:
+    """The CAS base URL for one account.
+
+    Clients cache, per CAS URL, which xorbs the CAS holds, and skip uploading those.
+    The URL names this hub's data (wiped data gets a new one) and the account: what
+    one account has uploaded is not assumed held for another on the same machine,
+    which may not read it.
+    """
+    return f"{base_url(request)}/xet/{request.app.state.cas_instance}.{account_id or 0}"
 
 
 @router.get("/api/{plural}/{ns}/{name}/xet-{kind}-token/{revision}")
@@ -59,7 +65,7 @@ async def xet_token(request: Request, plural: str, ns: str, name: str, kind: str
     if kind == "write":
         access.require_write(actor, repo)
     token, exp = core_xet.issue_token(signer, repo, actor, kind, hub.settings.xet_token_ttl)
-    url = cas_url(request)
+    url = cas_url(request, actor.id if actor is not None else None)
     return JSONResponse(
         {"accessToken": token, "exp": exp, "casUrl": url},
         headers={"X-Xet-Cas-Url": url, "X-Xet-Access-Token": token,
@@ -77,7 +83,8 @@ def read_token_url(request: Request, repo_type: RepoType, repo_id: str, commit: 
 
 def _check_instance(request: Request) -> None:
     """A CAS URL of another hub's data (wiped since) must not look like this one."""
-    if request.path_params.get("instance") != request.app.state.cas_instance:
+    instance = str(request.path_params.get("instance", "")).partition(".")[0]
+    if instance != request.app.state.cas_instance:
         raise NotFound("Unknown CAS instance: ask the Hub for a new token.")
 
 
@@ -134,38 +141,58 @@ def _readable_file(hub: Hub, token: core_xet.CasToken, file_id: str) -> core_xet
     return info
 
 
-def _plan_json(request: Request, signer: Signer, plan: core_xet.Plan) -> dict[str, Any]:
-    fetch_info: dict[str, list[dict[str, Any]]] = {}
+def _plan_json(request: Request, signer: Signer, token: core_xet.CasToken,
+               plan: core_xet.Plan, version: int = 1) -> dict[str, Any]:
+    """A reconstruction plan: v1 gives one signed URL per chunk range, v2 one per xorb."""
+    urls: dict[str, str] = {}
     for f in plan.fetches:
-        exp, sig = signer.sign("xet-fetch", f.xorb)
-        fetch_info.setdefault(f.xorb, []).append({
-            "range": {"start": f.chunk_start, "end": f.chunk_end},
-            "url": f"{cas_url(request)}/fetch/{f.xorb}?exp={exp}&sig={sig}",
-            "url_range": {"start": f.byte_start, "end": f.byte_end - 1},
-        })
-    return {
+        if f.xorb not in urls:
+            exp, sig = signer.sign("xet-fetch", f.xorb)
+            urls[f.xorb] = (f"{cas_url(request, token.account_id)}/fetch/{f.xorb}"
+                            f"?exp={exp}&sig={sig}")
+    out: dict[str, Any] = {
         "offset_into_first_range": plan.offset_into_first_range,
         "terms": [{"hash": hex_hash(t.xorb), "unpacked_length": t.unpacked_bytes,
                    "range": {"start": t.chunk_start, "end": t.chunk_end}} for t in plan.terms],
-        "fetch_info": fetch_info,
     }
+    by_xorb: dict[str, list[dict[str, Any]]] = {}
+    for f in plan.fetches:
+        chunks = {"start": f.chunk_start, "end": f.chunk_end}
+        byte_range = {"start": f.byte_start, "end": f.byte_end - 1}  # inclusive
+        if version == 1:
+            by_xorb.setdefault(f.xorb, []).append(
+                {"range": chunks, "url": urls[f.xorb], "url_range": byte_range})
+        else:
+            by_xorb.setdefault(f.xorb, [{"url": urls[f.xorb], "ranges": []}])[0][
+                "ranges"].append({"chunks": chunks, "bytes": byte_range})
+    out["fetch_info" if version == 1 else "xorbs"] = by_xorb
+    return out
 
 
-@router.get("/xet/{instance}/v1/reconstructions/{file_id}", dependencies=[InstanceDep])
-async def reconstruction(request: Request, file_id: str, hub: HubDep,
-                         signer: SignerDep) -> Any:
-    token = _token(request, signer)
+def _reconstruction(version: int) -> Any:
+    async def reconstruction(request: Request, file_id: str, hub: HubDep,
+                             signer: SignerDep) -> Any:
+        token = _token(request, signer)
 
-    def run() -> Any:
-        info = _readable_file(hub, token, file_id)
-        try:
-            rng = parse_range(request.headers.get("range"), info.size)
-        except RangeNotSatisfiable:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{info.size}"})
-        start, end = rng or (0, info.size)
-        return _plan_json(request, signer, core_xet.plan(hub, info, start, end))
+        def run() -> Any:
+            info = _readable_file(hub, token, file_id)
+            try:
+                rng = parse_range(request.headers.get("range"), info.size)
+            except RangeNotSatisfiable:
+                return Response(status_code=416,
+                                headers={"Content-Range": f"bytes */{info.size}"})
+            start, end = rng or (0, info.size)
+            plan = core_xet.plan(hub, info, start, end)
+            return _plan_json(request, signer, token, plan, version)
 
-    return await run_in_threadpool(run)
+        return await run_in_threadpool(run)
+
+    return reconstruction
+
+
+for _version in (1, 2):
+    router.add_api_route(f"/xet/{{instance}}/v{_version}/reconstructions/{{file_id}}",
+                         _reconstruction(_version), methods=["GET"], dependencies=[InstanceDep])
 
 
 @router.get("/xet/{instance}/v1/reconstructions", dependencies=[InstanceDep])
@@ -180,7 +207,7 @@ async def batch_reconstruction(request: Request, hub: HubDep, signer: SignerDep)
         fetch_info: dict[str, list[dict[str, Any]]] = {}
         for file_id in ids:
             info = _readable_file(hub, token, file_id)
-            body = _plan_json(request, signer, core_xet.plan(hub, info, 0, info.size))
+            body = _plan_json(request, signer, token, core_xet.plan(hub, info, 0, info.size))
             files[file_id] = body["terms"]
             for xorb, entries in body["fetch_info"].items():
                 fetch_info.setdefault(xorb, []).extend(entries)
