@@ -106,6 +106,20 @@ def test_upload_and_download_sizes(api: HfApi, repo_factory: Callable[..., str],
 
 
 @pytest.mark.usefixtures("no_server_errors")
+def test_one_gib_round_trip(api: HfApi, repo_factory: Callable[..., str],
+                            tmp_path: Path) -> None:
+    repo = repo_factory()
+    src = random_file(tmp_path / "big.safetensors", 1024 * MB, seed=1024)
+    digest = sha256(src)
+    api.upload_file(path_or_fileobj=str(src), path_in_repo="big.safetensors", repo_id=repo)
+    src.unlink()
+    got = Path(hf_hub_download(repo, "big.safetensors", cache_dir=tmp_path / "c",
+                               token=api.token))
+    assert got.stat().st_size == 1024 * MB
+    assert sha256(got) == digest
+
+
+@pytest.mark.usefixtures("no_server_errors")
 def test_upload_folder_create_commit_and_cli(api: HfApi, repo_factory: Callable[..., str],
                                              tmp_path: Path, server: Any) -> None:
     repo = repo_factory(repo_type="dataset")
@@ -383,13 +397,18 @@ def test_bad_xorbs_and_shards_are_rejected(server: Any, api: HfApi,
     r = cas.call("POST", path, b"\x07" + body[1:])
     assert r.status_code == 400, r.text
 
-    # Nothing of those was stored: the shard naming the xorb is refused.
+    # Nothing of those was stored: no blob, no staging file, and a shard naming the
+    # xorb is refused.
+    stored = server.data / "blobs" / "xet" / "xorbs" / hex_hash(xorb)[:2] / hex_hash(xorb)
+    assert not stored.exists()
+    assert not list((server.data / "tmp").glob("upload-*"))
     shard = shard_for(xorb, index, chunks)
     r = cas.call("POST", "/v1/shards", shard)
     assert r.status_code == 400 and r.headers["X-Error-Code"] == "XorbNotFound", r.text
 
     r = cas.call("POST", path, body)
     assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    assert stored.read_bytes() == body
     r = cas.call("POST", path, body)
     assert r.status_code == 200 and r.json() == {"was_inserted": False}
 
@@ -542,3 +561,50 @@ def test_private_xet_files_stay_private(server: Any, api: HfApi, user: Any, othe
 def _first_chunk_hash(data: bytes) -> str:
     end = chunk_boundaries(data)[0]
     return hex_hash(chunk_hash(data[:end]))
+
+
+@pytest.mark.usefixtures("no_server_errors")
+def test_concurrent_uploads_of_the_same_content(server: Any, api: HfApi,
+                                                repo_factory: Callable[..., str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo = repo_factory()
+    cas = Cas(server.endpoint, repo, api.token, "write")
+    body, xorb, index, chunks = make_file(21, n_chunks=20)
+    with ThreadPoolExecutor(6) as pool:
+        xorbs = list(pool.map(
+            lambda _: cas.call("POST", f"/v1/xorbs/default/{hex_hash(xorb)}", body), range(6)))
+    assert all(r.status_code == 200 for r in xorbs), [r.text for r in xorbs]
+    assert sum(r.json()["was_inserted"] for r in xorbs) == 1
+    shard = shard_for(xorb, index, chunks)
+    with ThreadPoolExecutor(6) as pool:
+        shards = list(pool.map(lambda _: cas.call("POST", "/v1/shards", shard), range(6)))
+    assert all(r.status_code == 200 for r in shards), [r.text for r in shards]
+    fid = hex_hash(file_hash(list(zip(index.hashes, index.sizes, strict=True))))
+    plan = cas.call("GET", f"/v1/reconstructions/{fid}").json()
+    assert sum(t["unpacked_length"] for t in plan["terms"]) == sum(len(c) for c in chunks)
+
+
+def test_acknowledged_xet_upload_survives_kill(server_factory: Any, tmp_path: Path) -> None:
+    srv = server_factory()
+    name, token, api = srv.new_user_api("crash")
+    api.create_repo(f"{name}/m")
+    src = random_file(tmp_path / "w.bin", 3 * MB, seed=5)
+    api.upload_file(path_or_fileobj=str(src), path_in_repo="w.bin", repo_id=f"{name}/m")
+    srv.kill()
+    srv.start()
+    got = hf_hub_download(f"{name}/m", "w.bin", cache_dir=tmp_path / "c", token=token,
+                          endpoint=srv.endpoint)
+    assert sha256(Path(got)) == sha256(src)
+
+
+def test_storage_stats_are_for_site_admins(server: Any, api: HfApi, user: Any,
+                                           repo_factory: Callable[..., str]) -> None:
+    repo = repo_factory()
+    for path in ("/api/admin/storage", f"/api/admin/storage/models/{repo}"):
+        assert httpx.get(f"{server.endpoint}{path}").status_code == 401
+        r = httpx.get(f"{server.endpoint}{path}",
+                      headers={"Authorization": f"Bearer {user.token}"})
+        assert r.status_code == 403
+    with pytest.raises(subprocess.CalledProcessError):
+        server.hver("storage", "stats", f"{user.name}/no-such-repo")
