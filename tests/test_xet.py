@@ -447,6 +447,15 @@ def test_bad_xorbs_and_shards_are_rejected(server: Any, api: HfApi,
                  headers={"Range": f"bytes={len(chunks[0]) + 5}-{size - 1}"})
     assert r.json()["offset_into_first_range"] == 5
     assert r.json()["terms"][0]["range"] == {"start": 1, "end": len(chunks)}
+    # Its fetch URL grants the bytes of chunks 1.. only.
+    (fetch,) = r.json()["fetch_info"][hex_hash(xorb)]
+    first, last = fetch["url_range"]["start"], fetch["url_range"]["end"]
+    assert first > 0
+    assert httpx.get(fetch["url"], headers={"Range": f"bytes={first}-{last}"}
+                     ).content == body[first:last + 1]
+    for spec in (f"bytes=0-{last}", "bytes=0-10", None):
+        r = httpx.get(fetch["url"], headers={"Range": spec} if spec else {})
+        assert r.status_code == 403, spec
 
     # The stored file is committable by its sha256 like any LFS object.
     sha = hashlib.sha256(b"".join(chunks)).hexdigest()

@@ -144,12 +144,17 @@ def _readable_file(hub: Hub, token: core_xet.CasToken, file_id: str) -> core_xet
 def _plan_json(request: Request, signer: Signer, token: core_xet.CasToken,
                plan: core_xet.Plan, version: int = 1) -> dict[str, Any]:
     """A reconstruction plan: v1 gives one signed URL per chunk range, v2 one per xorb."""
-    urls: dict[str, str] = {}
+    ranges: dict[str, list[str]] = {}
     for f in plan.fetches:
-        if f.xorb not in urls:
-            exp, sig = signer.sign("xet-fetch", f.xorb)
-            urls[f.xorb] = (f"{cas_url(request, token.account_id)}/fetch/{f.xorb}"
-                            f"?exp={exp}&sig={sig}")
+        ranges.setdefault(f.xorb, []).append(f"{f.byte_start}-{f.byte_end - 1}")
+    urls: dict[str, str] = {}
+    for xorb, allowed in ranges.items():
+        # A xorb may also hold chunks of files the reader may not see: the URL grants
+        # exactly the byte ranges of this plan.
+        spans = ",".join(allowed)
+        exp, sig = signer.sign("xet-fetch", xorb, spans)
+        urls[xorb] = (f"{cas_url(request, token.account_id)}/fetch/{xorb}"
+                      f"?r={spans}&exp={exp}&sig={sig}")
     out: dict[str, Any] = {
         "offset_into_first_range": plan.offset_into_first_range,
         "terms": [{"hash": hex_hash(t.xorb), "unpacked_length": t.unpacked_bytes,
@@ -227,10 +232,19 @@ async def fetch(request: Request, xorb: str, hub: HubDep, signer: SignerDep) -> 
     """Stored xorb bytes, for the signed URLs of a reconstruction plan (Range as given)."""
     q = request.query_params
     core_xet.check_hash(xorb)
-    signer.verify("xet-fetch", xorb, exp=q.get("exp", ""), sig=q.get("sig", ""))
+    spans = q.get("r", "")
+    signer.verify("xet-fetch", xorb, spans, exp=q.get("exp", ""), sig=q.get("sig", ""))
     path = hub.blobs.local_path(core_xet.xorb_key(xorb))
     if path is None:
         raise NotFound("Xorb not found.", code="EntryNotFound")
+    size = path.stat().st_size
+    try:
+        start, end = parse_range(request.headers.get("range"), size) or (0, size)
+    except RangeNotSatisfiable:
+        raise Forbidden("This URL grants other byte ranges.") from None
+    allowed = [tuple(int(n) for n in span.split("-")) for span in spans.split(",")]
+    if not any(a <= start and end - 1 <= b for a, b in allowed):
+        raise Forbidden("This URL grants other byte ranges.")
     return BigFileResponse(path, media_type="application/octet-stream",
                            headers={"Cache-Control": "private, max-age=3600"})
 
