@@ -140,7 +140,8 @@ async def list_repos(request: Request, plural: str, hub: HubDep, actor: ActorDep
         raise BadRequest("'limit' must be positive.")
     start = cursor(request)
     full = query_bool(request, "full")
-    card = query_bool(request, "cardData") or full
+    expand = q.getlist("expand")
+    card = query_bool(request, "cardData") or full or "cardData" in expand
     filters = list(q.getlist("filter"))
     for key, prefix in (("pipeline_tag", ""), ("library", ""), ("language", "language:"),
                         ("license", "license:")):
@@ -160,7 +161,6 @@ async def list_repos(request: Request, plural: str, hub: HubDep, actor: ActorDep
     if len(items) > limit:
         items = items[:limit]
         headers["Link"] = next_link(request, start + limit)
-    expand = q.getlist("expand")
     if expand:
         keep = {"_id", "id", *expand}
         items = [{k: v for k, v in it.items() if k in keep} for it in items]

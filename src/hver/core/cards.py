@@ -86,7 +86,9 @@ def index_card(card: dict[str, Any] | None, repo_type: str, files: set[str]) -> 
     for lang in _as_list(card.get("language")):
         add(lang if repo_type == "model" else f"language:{lang}")
     if repo_type == "dataset":
-        for key in ("task_categories", "task_ids", "size_categories", "modality"):
+        for key in ("task_categories", "task_ids", "size_categories", "modality",
+                    "multilinguality", "language_creators", "annotations_creators",
+                    "source_datasets"):
             for v in _as_list(card.get(key)):
                 add(f"{key}:{v}")
     for d in _as_list(card.get("datasets")):
