@@ -77,9 +77,11 @@ def _batch_handler(repo_type: RepoType) -> Any:
             if p.error is not None:
                 item["error"] = p.error
             elif operation == "download":
-                exp, sig = signer.sign("download", p.oid, "")
+                exp, sig = signer.sign("download", p.oid, "", repo.id)
+                href = (f"{base_url(request)}/_lfs/objects/{p.oid}"
+                        f"?repo={repo.id}&exp={exp}&sig={sig}")
                 item["actions"] = {"download": {
-                    "href": f"{base_url(request)}/_lfs/objects/{p.oid}?exp={exp}&sig={sig}",
+                    "href": href,
                     "expires_in": hub.settings.signed_url_ttl}}
             elif not p.present:
                 upload: dict[str, Any] = {
@@ -221,8 +223,8 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
     """Serve an LFS object through a signed URL (the target of resolve redirects)."""
     q = request.query_params
     check_oid(oid)
-    commit = q.get("commit", "")
-    signer.verify("download", oid, commit, exp=q.get("exp", ""), sig=q.get("sig", ""))
+    commit, repo = q.get("commit", ""), q.get("repo", "")
+    signer.verify("download", oid, commit, repo, exp=q.get("exp", ""), sig=q.get("sig", ""))
     path = hub.blobs.local_path(blob_key(oid))
     headers = {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
                "private, max-age=31536000, immutable"}
@@ -230,7 +232,7 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
         headers["X-Repo-Commit"] = commit
     filename = q.get("filename") or None
     if path is None:
-        xet_file = await run_in_threadpool(core_xet.get_file_by_sha256, hub, oid)
+        xet_file = await run_in_threadpool(core_xet.repo_file, hub, int(repo), oid)
         if xet_file is None:
             raise NotFound("Object not found", code="EntryNotFound")
         return _xet_response(request, hub, xet_file, headers, filename)

@@ -31,6 +31,7 @@ COUNTED_FILES = {RepoType.model: "config.json", RepoType.dataset: "README.md"}
 
 @dataclass
 class _Found:
+    repo_pk: int
     repo_id: str
     commit: str
     info: FileInfo
@@ -47,10 +48,10 @@ def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: s
     data = git.blob(info.oid) if info.lfs is None else None
     xet_hash = None
     if info.lfs is not None:
-        xet_hash = core_xet.hashes_for(hub, [info.lfs.oid]).get(info.lfs.oid)
+        xet_hash = core_xet.hashes_for(hub, repo.id, [info.lfs.oid]).get(info.lfs.oid)
     if counts and COUNTED_FILES.get(repo_type) == path:
         core_repos.count_download(hub, repo.id)
-    return _Found(repo.repo_id, commit, info, data, xet_hash)
+    return _Found(repo.id, repo.repo_id, commit, info, data, xet_hash)
 
 
 def _handler(repo_type: RepoType) -> Any:
@@ -78,8 +79,9 @@ def _handler(repo_type: RepoType) -> Any:
                 if request.method == "HEAD":  # all a Xet client needs; no redirect to follow
                     return Response(status_code=200, headers=headers | {
                         "Content-Length": str(info.lfs.size)})
-            exp, sig = signer.sign("download", info.lfs.oid, commit)
-            query = urlencode({"commit": commit, "filename": filename, "exp": exp, "sig": sig})
+            exp, sig = signer.sign("download", info.lfs.oid, commit, found.repo_pk)
+            query = urlencode({"commit": commit, "repo": found.repo_pk, "filename": filename,
+                               "exp": exp, "sig": sig})
             location = f"{base_url(request)}/_lfs/objects/{info.lfs.oid}?{query}"
             return RedirectResponse(location, status_code=302, headers=headers)
         assert data is not None

@@ -39,8 +39,8 @@ def tree_entry(f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def xet_hashes(hub: Hub, files: list[FileInfo]) -> dict[str, str]:
-    return core_xet.hashes_for(hub, [f.lfs.oid for f in files if f.lfs is not None])
+def xet_hashes(hub: Hub, repo_id: int, files: list[FileInfo]) -> dict[str, str]:
+    return core_xet.hashes_for(hub, repo_id, [f.lfs.oid for f in files if f.lfs is not None])
 
 
 def expanded(git: GitRepo, commit: str, f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
@@ -74,7 +74,7 @@ async def _tree(request: Request, plural: str, ns: str, name: str, revision: str
         chunk = list(islice(entries, start, start + page + 1))
         more = len(chunk) > page
         chunk = chunk[:page]
-        xet = xet_hashes(hub, chunk)
+        xet = xet_hashes(hub, repo.id, chunk)
         if expand:
             return [expanded(git, commit, f, xet) for f in chunk], more
         return [tree_entry(f, xet) for f in chunk], more
@@ -128,7 +128,7 @@ async def paths_info(request: Request, plural: str, ns: str, name: str, revision
         git = hub.git.open(repo.storage_key)
         commit = core_tree.resolve_revision(git, param(revision))
         found = core_tree.paths_info(git, commit, paths)
-        xet = xet_hashes(hub, found)
+        xet = xet_hashes(hub, repo.id, found)
         if expand:
             return [expanded(git, commit, f, xet) for f in found]
         return [tree_entry(f, xet) for f in found]

@@ -160,7 +160,7 @@ def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs]) -> dict[str, int
                 )
             ).tuples().all()
         )
-    stored = stored_objects(hub, set(known))
+    stored = stored_objects(hub, repo.id, set(known))
     for op in ops:
         size = known.get(op.oid)
         if size is None or op.oid not in stored:

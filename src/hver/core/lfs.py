@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hver.core.hub import Hub
-from hver.db.models import LfsObject, Repo, XetFile
+from hver.db.models import LfsObject, Repo
 from hver.errors import BadRequest
 from hver.storage.lfs import blob_key, check_oid
 
@@ -56,7 +56,7 @@ def repo_objects(hub: Hub, repo: Repo, oids: set[str]) -> dict[str, int]:
 
 def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
     known = repo_objects(hub, repo, {oid for oid, _ in objects})
-    stored = stored_objects(hub, set(known))
+    stored = stored_objects(hub, repo.id, set(known))
     out = []
     threshold = hub.settings.lfs_multipart_threshold
     for oid, size in objects:
@@ -71,7 +71,7 @@ def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[Ba
 
 def plan_download(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
     known = repo_objects(hub, repo, {oid for oid, _ in objects})
-    stored = stored_objects(hub, set(known))
+    stored = stored_objects(hub, repo.id, set(known))
     out = []
     for oid, size in objects:
         obj = BatchObject(oid, known.get(oid, size))
@@ -97,10 +97,12 @@ def has_object(hub: Hub, repo_id: int, oid: str) -> int | None:
         return row.size if row is not None else None
 
 
-def stored_objects(hub: Hub, oids: set[str]) -> set[str]:
-    """Those of `oids` whose content is stored: as an LFS blob or as a Xet file."""
+def stored_objects(hub: Hub, repo_id: int, oids: set[str]) -> set[str]:
+    """Those of a repo's `oids` whose content is stored: as a Xet file or an LFS blob."""
     if not oids:
         return set()
     with hub.db.read() as session:
-        xet = set(session.scalars(select(XetFile.sha256).where(XetFile.sha256.in_(oids))))
+        xet = set(session.scalars(select(LfsObject.oid).where(
+            LfsObject.repo_id == repo_id, LfsObject.oid.in_(oids),
+            LfsObject.xet_hash.is_not(None))))
     return xet | {oid for oid in oids - xet if hub.blobs.exists(blob_key(oid))}

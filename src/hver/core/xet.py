@@ -14,7 +14,6 @@ a file made of it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
 import threading
@@ -256,8 +255,7 @@ def _accessible_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) ->
     if rest:
         rows = session.execute(
             select(XetFileXorb.xorb_hash, Repo)
-            .join(XetFile, XetFile.file_hash == XetFileXorb.file_hash)
-            .join(LfsObject, LfsObject.oid == XetFile.sha256)
+            .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
             .join(Repo, Repo.id == LfsObject.repo_id)
             .where(XetFileXorb.xorb_hash.in_(rest))
         ).tuples().all()
@@ -271,7 +269,6 @@ def _accessible_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) ->
 @dataclass(frozen=True)
 class XetFileInfo:
     file_hash: str
-    sha256: str
     size: int
     terms: list[Term]
 
@@ -286,7 +283,7 @@ def _unpack_terms(data: bytes) -> list[Term]:
 
 
 def _info(row: XetFile) -> XetFileInfo:
-    return XetFileInfo(row.file_hash, row.sha256, row.size, _unpack_terms(row.terms))
+    return XetFileInfo(row.file_hash, row.size, _unpack_terms(row.terms))
 
 
 def get_file(hub: Hub, file_hash: str) -> XetFileInfo | None:
@@ -295,28 +292,32 @@ def get_file(hub: Hub, file_hash: str) -> XetFileInfo | None:
         return _info(row) if row is not None else None
 
 
-def get_file_by_sha256(hub: Hub, sha256: str) -> XetFileInfo | None:
+def repo_file(hub: Hub, repo_id: int, oid: str) -> XetFileInfo | None:
+    """The Xet file behind a repo's LFS object, if it was uploaded through Xet."""
     with hub.db.read() as session:
-        row = session.scalar(select(XetFile).where(XetFile.sha256 == sha256))
+        row = session.scalar(select(XetFile).join(
+            LfsObject, LfsObject.xet_hash == XetFile.file_hash).where(
+            LfsObject.repo_id == repo_id, LfsObject.oid == oid))
         return _info(row) if row is not None else None
 
 
-def hashes_for(hub: Hub, sha256s: Iterable[str]) -> dict[str, str]:
-    """sha256 -> Xet file hash, for those LFS objects that are stored as Xet files."""
-    wanted = set(sha256s)
+def hashes_for(hub: Hub, repo_id: int, oids: Iterable[str]) -> dict[str, str]:
+    """sha256 -> Xet file hash, for those of a repo's LFS objects stored as Xet files."""
+    wanted = set(oids)
     if not wanted:
         return {}
     with hub.db.read() as session:
-        return dict(session.execute(
-            select(XetFile.sha256, XetFile.file_hash).where(XetFile.sha256.in_(wanted))
-        ).tuples().all())
+        return {oid: fh for oid, fh in session.execute(
+            select(LfsObject.oid, LfsObject.xet_hash).where(
+                LfsObject.repo_id == repo_id, LfsObject.oid.in_(wanted))
+        ).tuples().all() if fh is not None}
 
 
 def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
     """404, as for a file that does not exist, unless the token reaches a repo holding it."""
     with hub.db.read() as session:
         repos = session.scalars(select(Repo).join(LfsObject, LfsObject.repo_id == Repo.id)
-                                .where(LfsObject.oid == file.sha256)).all()
+                                .where(LfsObject.xet_hash == file.file_hash)).all()
         if any(r.id == token.repo_id for r in repos):
             return
         actor = _token_actor(session, token)
@@ -331,9 +332,11 @@ def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
 def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
     """Validate an uploaded shard and record its files for the token's repo.
 
-    Every xorb it names must be stored and held by the uploader; every file's terms
-    must hash to its file hash, and its content to the sha256 it claims. Returns
-    True when at least one file was new.
+    Every xorb it names must be stored and held by the uploader, and every file's
+    terms must fit their xorbs and hash to its file hash. The sha256 each file
+    carries is the uploader's word, as an LFS pointer in a commit is: it binds the
+    file to that sha256 in the token's repo only, which the uploader may write anyway.
+    Returns True when at least one file was new.
     """
     if not token.can_write:
         raise Forbidden("This CAS token may only read.")
@@ -353,31 +356,16 @@ def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
             raise BadRequest(f"Shard references xorb {missing[0]}, which was not uploaded.",
                              code="XorbNotFound")
         indexes = _indexes.get(session, named)
-        known = {row.file_hash: row.sha256 for row in session.scalars(select(XetFile).where(
-            XetFile.file_hash.in_([hex_hash(f.file_hash) for f in shard.files])))}
     _check_cas_info(shard, indexes)
-    new: dict[str, XetFileInfo] = {}
-    claimed: dict[str, int] = {}
+    files: dict[str, XetFileInfo] = {}
+    claimed: dict[str, XetFileInfo] = {}
     for recipe in shard.files:
         fh = hex_hash(recipe.file_hash)
         if recipe.sha256 is None:
             raise BadRequest(f"File {fh} carries no sha256 in the shard.", code="InvalidShard")
-        sha = recipe.sha256.hex()
         size = _check_recipe(fh, recipe.terms, recipe.verification, indexes)
-        if fh in known:
-            if known[fh] != sha:
-                raise BadRequest(f"File {fh} has sha256 {known[fh]}, not {sha}.",
-                                 code="HashMismatch")
-        elif fh not in new:
-            info = XetFileInfo(fh, sha, size, list(recipe.terms))
-            actual = _sha256(hub, info)
-            if actual != sha:
-                raise BadRequest(f"File {fh} has sha256 {actual}, not the claimed {sha}.",
-                                 code="HashMismatch")
-            new[fh] = info
-        claimed[sha] = size
-    _record_files(hub, token.repo_id, new, claimed)
-    return bool(new)
+        files[fh] = claimed[recipe.sha256.hex()] = XetFileInfo(fh, size, list(recipe.terms))
+    return _record_files(hub, token.repo_id, files, claimed)
 
 
 def _check_cas_info(shard: Shard, indexes: dict[str, XorbIndex]) -> None:
@@ -418,35 +406,38 @@ def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
     return sum(size for _, size in chunks)
 
 
-def _sha256(hub: Hub, info: XetFileInfo) -> str:
-    digest = hashlib.sha256()
-    for piece in iter_content(hub, info, 0, info.size):
-        digest.update(piece)
-    return digest.hexdigest()
-
-
-def _record_files(hub: Hub, repo_id: int, new: dict[str, XetFileInfo],
-                  claimed: dict[str, int]) -> None:
+def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
+                  claimed: dict[str, XetFileInfo]) -> bool:
+    """Store new files and bind each sha256 to its file in the repo; True if any was new."""
     for _ in range(3):
         try:
+            new = False
             with hub.db.write() as session:
-                for fh, info in new.items():
-                    if session.get(XetFile, fh) is not None:
+                known = set(session.scalars(select(XetFile.file_hash).where(
+                    XetFile.file_hash.in_(files))))
+                for fh, info in files.items():
+                    if fh in known:
                         continue
-                    session.add(XetFile(file_hash=fh, sha256=info.sha256, size=info.size,
+                    new = True
+                    session.add(XetFile(file_hash=fh, size=info.size,
                                         terms=_pack_terms(info.terms)))
                     session.flush()
                     session.add_all(XetFileXorb(file_hash=fh, xorb_hash=x)
                                     for x in {hex_hash(t.xorb) for t in info.terms})
-                    first = _indexes.get(session, [hex_hash(info.terms[0].xorb)])
-                    idx = first[hex_hash(info.terms[0].xorb)]
-                    _add_dedup_chunks(session, {hex_hash(idx.hashes[info.terms[0].chunk_start])},
-                                      hex_hash(info.terms[0].xorb))
-                held = set(session.scalars(select(LfsObject.oid).where(
-                    LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed))))
-                session.add_all(LfsObject(repo_id=repo_id, oid=sha, size=size)
-                                for sha, size in claimed.items() if sha not in held)
-            return
+                    first = info.terms[0]
+                    idx = _indexes.get(session, [hex_hash(first.xorb)])[hex_hash(first.xorb)]
+                    _add_dedup_chunks(session, {hex_hash(idx.hashes[first.chunk_start])},
+                                      hex_hash(first.xorb))
+                held = {row.oid: row for row in session.scalars(select(LfsObject).where(
+                    LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed)))}
+                for sha, info in claimed.items():
+                    row = held.get(sha)
+                    if row is None:
+                        session.add(LfsObject(repo_id=repo_id, oid=sha, size=info.size,
+                                              xet_hash=info.file_hash))
+                    else:
+                        row.size, row.xet_hash = info.size, info.file_hash
+            return new
         except IntegrityError:
             continue  # a concurrent shard registered the same file: look again
     raise BadRequest("Could not record the shard; try again.", status=409, code="Conflict")
@@ -481,7 +472,6 @@ def plan(hub: Hub, file: XetFileInfo, start: int, end: int) -> Plan:
     with hub.db.read() as session:
         indexes = _indexes.get(session, {hex_hash(t.xorb) for t in file.terms})
     terms: list[Term] = []
-    fetches: dict[tuple[str, int, int], Fetch] = {}
     offset = 0
     pos = 0
     for term in file.terms:
@@ -509,10 +499,28 @@ def plan(hub: Hub, file: XetFileInfo, start: int, end: int) -> Plan:
             tail -= idx.sizes[c]
             last = c
         terms.append(Term(term.xorb, first, last, sum(idx.sizes[first:last])))
-        fetches.setdefault((xorb, first, last),
-                           Fetch(xorb, first, last, idx.offsets[first], idx.offsets[last]))
         pos = term_end
-    return Plan(offset, terms, list(fetches.values()))
+    return Plan(offset, terms, _fetches(terms, indexes))
+
+
+def _fetches(terms: list[Term], indexes: dict[str, XorbIndex]) -> list[Fetch]:
+    """Per xorb, the chunk ranges the terms need, sorted and merged where they overlap or
+    touch: a client looks up each term in the first range that starts at or before it."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for t in terms:
+        spans.setdefault(hex_hash(t.xorb), []).append((t.chunk_start, t.chunk_end))
+    out: list[Fetch] = []
+    for xorb, ranges in spans.items():
+        ranges.sort()
+        merged = [ranges[0]]
+        for start, end in ranges[1:]:
+            if start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        offsets = indexes[xorb].offsets
+        out.extend(Fetch(xorb, a, b, offsets[a], offsets[b]) for a, b in merged)
+    return out
 
 
 def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Iterator[bytes]:
@@ -609,24 +617,18 @@ def storage_stats(hub: Hub, repo_id: int | None = None) -> StorageStats:
     xorb and each LFS blob once.
     """
     with hub.db.read() as session:
-        held = select(LfsObject.oid, LfsObject.size)
+        held = select(LfsObject.oid, LfsObject.size, LfsObject.xet_hash)
         if repo_id is not None:
             held = held.where(LfsObject.repo_id == repo_id)
         rows = session.execute(held).tuples().all()
-        sizes = dict(rows)
-        xet = dict(session.execute(select(XetFile.sha256, XetFile.file_hash).where(
-            XetFile.sha256.in_(sizes))).tuples().all()) if sizes else {}
-        if repo_id is None:
-            xorbs, xorb_bytes = session.execute(
-                select(func.count(), func.coalesce(func.sum(XetXorb.size), 0))).one()
-        else:
-            used = select(XetFileXorb.xorb_hash).where(
-                XetFileXorb.file_hash.in_(list(xet.values()))).distinct().subquery()
-            xorbs, xorb_bytes = session.execute(
-                select(func.count(), func.coalesce(func.sum(XetXorb.size), 0))
-                .where(XetXorb.hash.in_(select(used)))).one()
-    lfs_bytes = sum(hub.blobs.size(blob_key(oid)) or 0 for oid in sizes if oid not in xet)
-    return StorageStats(files=len(rows), xet_files=len(xet),
-                        logical_bytes=sum(size for _, size in rows),
+        xet_files = {fh for _, _, fh in rows if fh is not None}
+        totals = select(func.count(), func.coalesce(func.sum(XetXorb.size), 0))
+        if repo_id is not None:
+            totals = totals.where(XetXorb.hash.in_(
+                select(XetFileXorb.xorb_hash).where(XetFileXorb.file_hash.in_(xet_files))))
+        xorbs, xorb_bytes = session.execute(totals).one()
+    blobs = {oid for oid, _, fh in rows if fh is None}
+    lfs_bytes = sum(hub.blobs.size(blob_key(oid)) or 0 for oid in blobs)
+    return StorageStats(files=len(rows), xet_files=sum(fh is not None for _, _, fh in rows),
+                        logical_bytes=sum(size for _, size, _ in rows),
                         stored_bytes=int(xorb_bytes) + lfs_bytes, xorbs=int(xorbs))
-

@@ -96,15 +96,19 @@ class Repo(Base):
 
 
 class LfsObject(Base):
-    """An LFS object a repo may reference: uploaded to it, with verified sha256 and size."""
+    """A large file a repo may reference, by sha256: uploaded to it through LFS (a blob
+    whose sha256 was checked) or through Xet (`xet_hash`, the file its writer uploaded
+    under that sha256)."""
 
     __tablename__ = "lfs_objects"
-    __table_args__ = (Index("ix_lfs_objects_oid", "oid"),)
     repo_id: Mapped[int] = mapped_column(
         ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
     )
     oid: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    xet_hash: Mapped[str | None] = mapped_column(
+        ForeignKey("xet_files.file_hash"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -133,11 +137,10 @@ class XetXorbUpload(Base):
 
 
 class XetFile(Base):
-    """A file stored as Xet chunks: its reconstruction terms and its verified sha256."""
+    """A file stored as Xet chunks, by its file hash: the terms that rebuild it."""
 
     __tablename__ = "xet_files"
     file_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     terms: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

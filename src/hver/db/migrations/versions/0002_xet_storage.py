@@ -1,4 +1,4 @@
-"""Xet storage: xorbs, files, the dedup index; lfs_objects by oid
+"""Xet storage: xorbs, files, the dedup index; which Xet file backs a repo's LFS object
 
 Revision ID: 0002
 Revises: 0001
@@ -15,7 +15,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_lfs_objects_oid', 'lfs_objects', ['oid'])
     op.create_table('xet_xorbs',
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -34,12 +33,10 @@ def upgrade() -> None:
     )
     op.create_table('xet_files',
     sa.Column('file_hash', sa.String(length=64), nullable=False),
-    sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('terms', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('file_hash'),
-    sa.UniqueConstraint('sha256')
+    sa.PrimaryKeyConstraint('file_hash')
     )
     op.create_table('xet_file_xorbs',
     sa.Column('file_hash', sa.String(length=64), nullable=False),
@@ -49,6 +46,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('file_hash', 'xorb_hash')
     )
     op.create_index('ix_xet_file_xorbs_xorb_hash', 'xet_file_xorbs', ['xorb_hash'])
+    with op.batch_alter_table('lfs_objects') as batch:
+        batch.add_column(sa.Column('xet_hash', sa.String(length=64), nullable=True))
+        batch.create_index('ix_lfs_objects_xet_hash', ['xet_hash'])
+        batch.create_foreign_key('fk_lfs_objects_xet_hash', 'xet_files', ['xet_hash'],
+                                 ['file_hash'])
     op.create_table('xet_chunks',
     sa.Column('chunk_hash', sa.String(length=64), nullable=False),
     sa.Column('xorb_hash', sa.String(length=64), nullable=False),
@@ -59,9 +61,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('xet_chunks')
+    with op.batch_alter_table('lfs_objects') as batch:
+        batch.drop_constraint('fk_lfs_objects_xet_hash', type_='foreignkey')
+        batch.drop_index('ix_lfs_objects_xet_hash')
+        batch.drop_column('xet_hash')
     op.drop_index('ix_xet_file_xorbs_xorb_hash', table_name='xet_file_xorbs')
     op.drop_table('xet_file_xorbs')
     op.drop_table('xet_files')
     op.drop_table('xet_xorb_uploads')
     op.drop_table('xet_xorbs')
-    op.drop_index('ix_lfs_objects_oid', table_name='lfs_objects')
