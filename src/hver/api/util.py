@@ -99,7 +99,8 @@ class BodyWriter(Protocol):
     def abort(self) -> None: ...
 
 
-async def receive_into(request: Request, writer: BodyWriter) -> None:
+async def receive_into(request: Request, writer: BodyWriter,
+                       batch: int = FLUSH_BYTES) -> None:
     """Stream the request body into `writer`, hashing and writing off the event loop.
 
     One batch is hashed and written in the thread pool while the next one arrives.
@@ -109,7 +110,7 @@ async def receive_into(request: Request, writer: BodyWriter) -> None:
     try:
         async for chunk in request.stream():
             buf += chunk
-            if len(buf) >= FLUSH_BYTES:
+            if len(buf) >= batch:
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(run_in_threadpool(writer.write, buf))

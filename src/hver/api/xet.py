@@ -37,6 +37,7 @@ from hver.xet.hashing import hex_hash
 router = APIRouter()
 PREFIX = "default"  # the only CAS namespace
 MAX_BATCH_FILES = 100
+XORB_BATCH = 2 * 1024 * 1024  # clients send several xorbs at once: keep each one's buffers small
 
 
 # -- Hub side: tokens ---------------------------------------------------------------------------
@@ -107,7 +108,7 @@ async def upload_xorb(request: Request, prefix: str, xorb: str, hub: HubDep,
     _check_prefix(prefix)
     token = _token(request, signer)
     writer = await run_in_threadpool(core_xet.XorbUpload, hub, token, xorb)
-    await receive_into(request, writer)
+    await receive_into(request, writer, XORB_BATCH)
     inserted = await run_in_threadpool(writer.commit)
     return {"was_inserted": inserted}
 
