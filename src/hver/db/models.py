@@ -38,6 +38,8 @@ class Account(Base):
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     fullname: Mapped[str | None] = mapped_column(String(200), nullable=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -59,7 +61,9 @@ class Token(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    role: Mapped[str] = mapped_column(String(16))  # "read" | "write"
+    role: Mapped[str] = mapped_column(String(16))  # "read" | "write" | "fineGrained"
+    # Fine-grained tokens: [{"type": "repo"|"org", "name": ..., "permissions": [...]}]
+    scopes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -164,3 +168,31 @@ class XetChunk(Base):
     __tablename__ = "xet_chunks"
     chunk_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"))
+
+
+class AccessRequest(Base):
+    """A user's request for the files of a gated repo, and its fate."""
+
+    __tablename__ = "access_requests"
+    repo_id: Mapped[int] = mapped_column(
+        ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # "pending" | "accepted" | "rejected"
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """A security-relevant event: who did what to which account, token or repo."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
