@@ -321,6 +321,7 @@ def test_new_versions_store_only_what_changed(
                         repo_id=repo, commit_message=message)
         total, sent = transfer_log.last()
         assert total == len(data)
+        print(f"{message}: {len(data)} bytes, stored +{stored() - before}, client sent {sent}")
         return stored() - before, sent
 
     growth, sent = upload(v1, "v1", cache="first-machine")
