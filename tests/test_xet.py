@@ -679,3 +679,20 @@ def test_a_shards_sha256_binds_only_in_its_repo(server: Any, api: HfApi, other: 
     assert entry.lfs.sha256 == claimed and entry.xet_hash is None
     r = httpx.get(f"{server.endpoint}/{theirs}/resolve/main/w.bin", follow_redirects=True)
     assert r.content == real
+
+
+@pytest.mark.usefixtures("no_server_errors")
+def test_cas_token_dies_with_its_hub_token(server: Any, tmp_path: Path) -> None:
+    name, token, api = server.new_user_api("revoke")
+    api.create_repo(f"{name}/r")
+    src = random_file(tmp_path / "w.bin", 300_000, seed=41)
+    api.upload_file(path_or_fileobj=str(src), path_in_repo="w.bin", repo_id=f"{name}/r")
+    second = server.hver("token", "create", name, "--name", "second")
+    cas = Cas(server.endpoint, f"{name}/r", second, "read")
+    path = f"/v1/reconstructions/{xet_hash(src)}"
+    assert cas.call("GET", path).status_code == 200
+    server.hver("token", "revoke", name, "second")
+    assert cas.call("GET", path).status_code == 401
+    cas = Cas(server.endpoint, f"{name}/r", token, "read")
+    server.hver("user", "disable", name)
+    assert cas.call("GET", path).status_code == 401

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hver import __version__
-from hver.api import auth, commit, info, lfs, repos, resolve, tree, xet
+from hver.api import auth, commit, gating, info, lfs, repos, resolve, tree, xet
 from hver.api import errors as api_errors
+from hver.api.limits import LimitsMiddleware
 from hver.config import Settings
 from hver.core.hub import Hub
 from hver.core.signing import Signer, load_instance_id, load_key
@@ -36,7 +37,13 @@ class RawPathMiddleware:
         if scope["type"] == "http" and scope.get("raw_path"):
             raw = scope["raw_path"].split(b"?", 1)[0].decode("latin-1")
             kept = raw.replace("%25", "%2525").replace("%2F", "%252F").replace("%2f", "%252F")
-            path = unquote(kept, encoding="utf-8", errors="surrogateescape")
+            try:
+                path = unquote(kept, encoding="utf-8", errors="strict")
+            except UnicodeDecodeError:
+                response = api_errors.error_response(
+                    400, "The request path is not valid UTF-8.", "InvalidPath")
+                await response(scope, receive, send)
+                return
             root = scope.get("root_path", "")
             scope = dict(scope)
             scope["path"] = path if not root or path.startswith(root) else root + path
@@ -62,10 +69,12 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
-    for router in (auth.router, xet.router, repos.router, commit.router, tree.router,
-                   info.router, lfs.router, resolve.router):
+    for router in (auth.router, xet.router, repos.router, gating.router, commit.router,
+                   tree.router, info.router, lfs.router, resolve.router):
         app.include_router(router)
 
+    # Inside RawPathMiddleware: the limits see paths as the router does.
+    app.add_middleware(LimitsMiddleware, settings=settings, signer=app.state.signer)
     app.add_middleware(RawPathMiddleware)
     return app
 

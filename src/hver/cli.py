@@ -10,12 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from hver.config import Settings
 from hver.core import accounts, repos, xet
 from hver.core.hub import Hub
-from hver.errors import HverError, RepoNotFound
-from hver.names import RepoType
+from hver.errors import BadRequest, HverError, RepoNotFound
+from hver.names import RepoType, split_repo_id
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -75,19 +77,92 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """A password from stdin: its first line, without the line ending."""
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise BadRequest("The passwords differ.")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def cmd_user_create(args: argparse.Namespace) -> int:
     hub = Hub.open(_settings(args))
+    password = _read_password() if args.password_stdin else None
     with hub.db.write() as session:
-        accounts.create_user(session, args.name, email=args.email, is_admin=args.admin)
+        accounts.create_user(session, args.name, email=args.email, is_admin=args.admin,
+                             password=password)
     print(args.name)
+    return 0
+
+
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    password = _read_password()
+    with hub.db.write() as session:
+        accounts.set_password(session, args.name, password)
+    print(f"Password of {args.name} set.", file=sys.stderr)
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    disabled = args.action == "disable"
+    with hub.db.write() as session:
+        accounts.set_disabled(session, args.name, disabled)
+    print(f"{args.name} is {'disabled' if disabled else 'enabled'}.", file=sys.stderr)
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     hub = Hub.open(_settings(args))
+    scopes = [accounts.parse_scope("repo", spec, args.user) for spec in args.repo]
+    scopes += [accounts.parse_scope("org", spec, args.user) for spec in args.org]
+    if scopes and not args.fine_grained:
+        raise BadRequest("--repo and --org make a fine-grained token: add --fine-grained.")
+    role = accounts.FINE_GRAINED if args.fine_grained else args.role
     with hub.db.write() as session:
-        token = accounts.create_token(session, args.user, role=args.role, name=args.name or "")
+        token = accounts.create_token(session, args.user, role=role, name=args.name or "",
+                                      scopes=scopes or None)
     print(token)
+    return 0
+
+
+def _ts(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "never"
+
+
+def _scope_text(scope: dict[str, Any]) -> str:
+    perms = ",".join(sorted(scope.get("permissions", [])))
+    kind = scope["type"]
+    if kind == "repo" and scope.get("repoType", "model") != "model":
+        kind = f"repo:{scope['repoType']}"
+    return f"{kind}:{scope['name']}={perms}"
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    with hub.db.read() as session:
+        tokens = accounts.list_tokens(session, args.user)
+    if args.json:
+        print(json.dumps([t.as_dict() for t in tokens]))
+        return 0
+    print(f"{'ID':>6}  {'NAME':24} {'ROLE':12} {'CREATED':20} {'LAST USED':20} SCOPES")
+    for t in tokens:
+        scopes = " ".join(_scope_text(s) for s in t.scopes or [])
+        print(f"{t.id:>6}  {t.name:24} {t.role:12} {_ts(t.created_at):20} "
+              f"{_ts(t.last_used_at):20} {scopes}".rstrip())
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    with hub.db.write() as session:
+        info = accounts.revoke_token(session, args.user, args.token)
+    print(f"Revoked token {info.id} ({info.name}) of {args.user}.", file=sys.stderr)
     return 0
 
 
@@ -103,6 +178,45 @@ def cmd_org_add(args: argparse.Namespace) -> int:
     hub = Hub.open(_settings(args))
     with hub.db.write() as session:
         accounts.add_member(session, args.org, args.user, args.role)
+    return 0
+
+
+def cmd_org_set_role(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    with hub.db.write() as session:
+        accounts.set_member_role(session, args.org, args.user, args.role)
+    return 0
+
+
+def cmd_org_remove(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    with hub.db.write() as session:
+        accounts.remove_member(session, args.org, args.user)
+    return 0
+
+
+def cmd_repo_transfer(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    repo_type = RepoType.parse(args.type)
+    repo = repos.transfer_repo(hub, accounts.CLI_ACTOR, repo_type, split_repo_id(args.repo),
+                               args.namespace, args.name)
+    print(repo.repo_id)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from hver.api.accounts import audit_entries, parse_since
+
+    hub = Hub.open(_settings(args))
+    entries = audit_entries(hub, event=args.event, actor=args.actor,
+                            since=parse_since(args.since), limit=args.limit)
+    if args.json:
+        print(json.dumps(entries))
+        return 0
+    for e in reversed(entries):  # oldest first, as a log reads
+        details = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(e["details"].items()))
+        print(f"{e['at']}  {e['actor'] or '-':20} {e['event']:18} {e['target'] or '-'}"
+              f"  {details}".rstrip())
     return 0
 
 
@@ -151,7 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("name")
     uc.add_argument("--email")
     uc.add_argument("--admin", action="store_true", help="make a site admin")
+    uc.add_argument("--password-stdin", action="store_true",
+                    help="read a password (for the web UI) from the first line of stdin")
     uc.set_defaults(func=cmd_user_create)
+    up = with_data(user.add_parser("set-password",
+                                   help="set a user's password, read from stdin"))
+    up.add_argument("name")
+    up.set_defaults(func=cmd_user_set_password)
+    for action, what in (("disable", "disable a user: their tokens and password stop working"),
+                         ("enable", "enable a disabled user again")):
+        ud = with_data(user.add_parser(action, help=what))
+        ud.add_argument("name")
+        ud.set_defaults(func=cmd_user_disable)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="action",
                                                                             required=True)
@@ -159,7 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("user")
     tc.add_argument("--role", choices=accounts.ROLES, default="write")
     tc.add_argument("--name", help="a label for the token")
+    tc.add_argument("--fine-grained", action="store_true",
+                    help="a token that reaches only what --repo and --org name")
+    tc.add_argument("--repo", action="append", default=[], metavar="[TYPES/]NS/NAME:PERMS",
+                    help="fine-grained: a repo (datasets/NS/NAME, spaces/NS/NAME for those) "
+                    "and comma-separated permissions: read, write or Hub names such as "
+                    "repo.content.read, repo.write; repeatable")
+    tc.add_argument("--org", action="append", default=[], metavar="NAMESPACE:PERMS",
+                    help="fine-grained: every repo of an org (or of the user's own "
+                    "namespace), creating them too with write; repeatable")
     tc.set_defaults(func=cmd_token_create)
+    tl = with_data(token.add_parser("list", help="a user's tokens (never their secrets)"))
+    tl.add_argument("user")
+    tl.add_argument("--json", action="store_true", help="print one JSON array")
+    tl.set_defaults(func=cmd_token_list)
+    tr = with_data(token.add_parser("revoke", help="revoke a token by id or name"))
+    tr.add_argument("user")
+    tr.add_argument("token", metavar="TOKEN_ID_OR_NAME")
+    tr.set_defaults(func=cmd_token_revoke)
 
     org = sub.add_parser("org", help="manage organizations").add_subparsers(dest="action",
                                                                            required=True)
@@ -172,6 +314,32 @@ def build_parser() -> argparse.ArgumentParser:
     oa.add_argument("user")
     oa.add_argument("--role", choices=accounts.ORG_ROLES, default="write")
     oa.set_defaults(func=cmd_org_add)
+    osr = with_data(org.add_parser("set-role", help="change a member's role"))
+    osr.add_argument("org")
+    osr.add_argument("user")
+    osr.add_argument("role", choices=accounts.ORG_ROLES)
+    osr.set_defaults(func=cmd_org_set_role)
+    orm = with_data(org.add_parser("remove-member", help="remove a member"))
+    orm.add_argument("org")
+    orm.add_argument("user")
+    orm.set_defaults(func=cmd_org_remove)
+
+    repo = sub.add_parser("repo", help="site administration of repos").add_subparsers(
+        dest="action", required=True)
+    rt = with_data(repo.add_parser("transfer", help="move a repo to another namespace"))
+    rt.add_argument("repo", metavar="NAMESPACE/NAME")
+    rt.add_argument("namespace", metavar="NEW_NAMESPACE")
+    rt.add_argument("--type", choices=[t.value for t in RepoType], default="model")
+    rt.add_argument("--name", help="a new name too (default: keep it)")
+    rt.set_defaults(func=cmd_repo_transfer)
+
+    au = with_data(sub.add_parser("audit", help="the audit log, oldest first"))
+    au.add_argument("--event", help="only this event, e.g. token.create")
+    au.add_argument("--actor", help="only events by this user (@cli: the command line)")
+    au.add_argument("--since", help="only events at or after this ISO 8601 date or time (UTC)")
+    au.add_argument("--limit", type=int, default=1000, help="the newest N events (1000)")
+    au.add_argument("--json", action="store_true", help="print one JSON array, newest first")
+    au.set_defaults(func=cmd_audit)
 
     storage = sub.add_parser("storage", help="large-file storage").add_subparsers(
         dest="action", required=True)

@@ -39,6 +39,16 @@ class Settings:
         256 * MiB, "Largest NDJSON commit body, in bytes."
     )
     max_commit_files: int = _setting(25_000, "Most operations in one commit.")
+    max_request_body: int = _setting(
+        10 * MiB, "Largest body of any other request (JSON and the like), in bytes; "
+        "commits, LFS and Xet uploads have their own limits. 0: no limit."
+    )
+    rate_limit: int = _setting(
+        6000, "Requests a minute per token (per account for Xet CAS calls); 0: no limit."
+    )
+    rate_limit_anonymous: int = _setting(
+        600, "Requests a minute per client IP for requests without a token; 0: no limit."
+    )
     lfs_multipart_threshold: int = _setting(
         4096 * MiB, "LFS objects at least this large are uploaded in parts."
     )

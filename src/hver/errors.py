@@ -87,3 +87,10 @@ class PayloadTooLarge(HverError):
 class LfsObjectMissing(HverError):
     status = 422
     code = "LfsObjectMissing"
+
+
+class GatedRepo(HverError):
+    """The files of a gated repo, to someone without access: 401 anonymous, 403 logged in."""
+
+    status = 403
+    code = "GatedRepo"

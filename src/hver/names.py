@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import re
 
+from dulwich.refs import Ref, check_ref_format
+
 from hver.errors import InvalidName, InvalidPath
 
 # ASCII only, as on the Hub (a Unicode \w would admit "très"); \Z, since `$` would
@@ -122,6 +124,12 @@ _REF_BAD = re.compile(r"(\.\.|[\x00-\x20~^:?*\[\\\x7f]|@\{|//|\.lock$|^/|/$|\.$|
 def validate_branch(name: str) -> str:
     """A branch or tag name, as git check-ref-format would accept it."""
     if not name or len(name) > 255 or _REF_BAD.search(name) or name.startswith("refs/"):
+        raise InvalidName(f"Invalid reference name {name!r}.")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidName(f"Invalid reference name {name!r}.") from None
+    if not check_ref_format(Ref(b"refs/heads/" + encoded)):  # components like ".x" or "x.lock"
         raise InvalidName(f"Invalid reference name {name!r}.")
     if re.fullmatch(r"[0-9a-f]{40}", name):
         raise InvalidName(f"Invalid reference name {name!r}: it looks like a commit id.")

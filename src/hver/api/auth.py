@@ -7,12 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from hver.api import accounts as accounts_api
 from hver.api.deps import ActorDep
 from hver.api.errors import error_response
+from hver.core.accounts import Actor
 from hver.core.cards import CardError, parse_front_matter
 from hver.errors import BadRequest, Unauthorized
 
 router = APIRouter()
+# Token management and the audit log ride on this router (fixed paths, included first).
+router.include_router(accounts_api.router)
 
 
 @router.get("/api/whoami-v2")
@@ -33,11 +37,27 @@ async def whoami(actor: ActorDep) -> dict[str, Any]:
             {"type": "org", "name": name, "fullname": name, "roleInOrg": role}
             for name, role in sorted(actor.orgs.items())
         ],
-        "auth": {
-            "type": "access_token",
-            "accessToken": {"displayName": actor.token_name, "role": actor.token_role},
-        },
+        "auth": {"type": "access_token", "accessToken": access_token_info(actor)},
     }
+
+
+def access_token_info(actor: Actor) -> dict[str, Any]:
+    """`auth.accessToken` as the Hub gives it; fine-grained tokens list their scopes."""
+    out: dict[str, Any] = {"displayName": actor.token_name, "role": actor.token_role}
+    if actor.token_created_at is not None:
+        out["createdAt"] = actor.token_created_at.isoformat() + "Z"
+    if actor.scopes is not None:
+        out["fineGrained"] = {
+            "canReadGatedRepos": True,
+            "global": [],
+            "scoped": [
+                {"entity": {"type": s.repo_type if s.type == "repo" else s.type,
+                            "name": s.name},
+                 "permissions": sorted(s.permissions)}
+                for s in actor.scopes
+            ],
+        }
+    return out
 
 
 @router.post("/api/validate-yaml")

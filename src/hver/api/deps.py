@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from hver.core import repos as core_repos
-from hver.core.accounts import Actor, authenticate
+from hver.core.accounts import Actor, authenticate_token
 from hver.core.hub import Hub
 from hver.core.signing import Signer
 from hver.db.models import Repo
@@ -58,8 +58,7 @@ async def get_actor(request: Request) -> Actor | None:
         hub = get_hub(request)
 
         def lookup() -> Actor:
-            with hub.db.read() as session:
-                return authenticate(session, token)
+            return authenticate_token(hub.db, token)
 
         actor = await run_in_threadpool(lookup)
     request.state.hver_actor = actor

@@ -16,8 +16,10 @@ log = logging.getLogger("hver")
 
 
 def _header_safe(message: str) -> str:
+    """The message as a valid header value: one line of printable latin-1."""
     text = " ".join(message.split())[:1000]
-    return text.encode("latin-1", "replace").decode("latin-1")
+    text = text.encode("latin-1", "replace").decode("latin-1")
+    return "".join(ch if " " <= ch != "\x7f" else "?" for ch in text)
 
 
 def error_response(

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
+from hver.api.gating import require_file_access
 from hver.api.util import RangeNotSatisfiable, parse_range, receive_into
 from hver.core import access
 from hver.core import lfs as core_lfs
@@ -68,6 +69,7 @@ def _batch_handler(repo_type: RepoType) -> Any:
             access.require_write(actor, repo)
             plans = await run_in_threadpool(core_lfs.plan_upload, hub, repo, objects)
         else:
+            await run_in_threadpool(require_file_access, hub, actor, repo, base_url(request))
             plans = await run_in_threadpool(core_lfs.plan_download, hub, repo, objects)
         git_url = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}.git"
         verify_href = f"{git_url}/info/lfs/objects/verify"

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo, param
+from hver.api.gating import require_file_access
 from hver.api.util import RangeNotSatisfiable, parse_range
 from hver.api.xet import read_token_url
 from hver.core import repos as core_repos
@@ -40,8 +41,9 @@ class _Found:
 
 
 def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
-            revision: str, path: str, counts: bool) -> _Found:
+            revision: str, path: str, counts: bool, site: str) -> _Found:
     repo = load_repo(hub, actor, repo_type, ns, name)
+    require_file_access(hub, actor, repo, site, path)
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
     info = core_tree.get_file(git, commit, path)
@@ -62,6 +64,7 @@ def _handler(repo_type: RepoType) -> Any:
         found = await run_in_threadpool(
             _lookup, hub, actor, repo_type, ns, name, param(revision), path,
             request.method == "HEAD" or "x-hf-download-counter" not in request.headers,
+            base_url(request),
         )
         commit, info, data = found.commit, found.info, found.data
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",

@@ -24,6 +24,7 @@ from hver.api.deps import (
     param,
     repo_type_from_plural,
 )
+from hver.api.gating import require_file_access
 from hver.api.lfs import BigFileResponse
 from hver.api.util import RangeNotSatisfiable, parse_range, read_body, receive_into
 from hver.core import access
@@ -65,6 +66,8 @@ async def xet_token(request: Request, plural: str, ns: str, name: str, kind: str
     repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
     if kind == "write":
         access.require_write(actor, repo)
+    else:
+        await run_in_threadpool(require_file_access, hub, actor, repo, base_url(request))
     token, exp = core_xet.issue_token(signer, repo, actor, kind, hub.settings.xet_token_ttl)
     url = cas_url(request, actor.id if actor is not None else None)
     return JSONResponse(

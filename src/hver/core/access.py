@@ -1,8 +1,15 @@
-"""Who may do what to a repo. A repo the actor may not read does not exist for them."""
+"""Who may do what to a repo. A repo the actor may not read does not exist for them.
+
+Two things decide: the user's role in the repo's namespace, and what their token
+allows. Read and write tokens allow everything the user may do (read tokens: reads
+only); a fine-grained token allows only what its scopes name. Outside them its user
+is treated as having no access: private repos are missing (404), public ones are
+read-only (403 on writes).
+"""
 
 from __future__ import annotations
 
-from hver.core.accounts import Actor
+from hver.core.accounts import READ_PERMISSION, WRITE_PERMISSION, Actor
 from hver.db.models import Repo
 from hver.errors import Forbidden, RepoNotFound, Unauthorized
 
@@ -16,8 +23,29 @@ def namespace_role(actor: Actor | None, namespace: str) -> str | None:
     return actor.orgs.get(namespace)
 
 
+def token_allows(actor: Actor, repo_type: str, namespace: str, name: str,
+                 permission: str) -> bool:
+    """Whether the actor's token grants `permission` (a Hub permission name) on a repo."""
+    if actor.scopes is None:
+        return permission == READ_PERMISSION or actor.token_role == "write"
+    return any(s.covers(repo_type, namespace, name) and s.allows(permission)
+               for s in actor.scopes)
+
+
+def token_allows_namespace(actor: Actor, namespace: str, permission: str) -> bool:
+    """Whether the token grants `permission` on every repo of a namespace (creating some)."""
+    if actor.scopes is None:
+        return permission == READ_PERMISSION or actor.token_role == "write"
+    return any(s.type != "repo" and s.name == namespace and s.allows(permission)
+               for s in actor.scopes)
+
+
 def can_read(actor: Actor | None, repo: Repo) -> bool:
-    return not repo.private or namespace_role(actor, repo.namespace) is not None
+    if not repo.private:
+        return True
+    if actor is None or namespace_role(actor, repo.namespace) is None:
+        return False
+    return token_allows(actor, repo.type, repo.namespace, repo.name, READ_PERMISSION)
 
 
 def require_read(actor: Actor | None, repo: Repo) -> None:
@@ -31,6 +59,8 @@ def require_namespace_write(actor: Actor | None, namespace: str) -> None:
         raise Unauthorized("You must be authenticated to do this.")
     if not actor.can_write:
         raise Forbidden("This token has read access only.")
+    if not token_allows_namespace(actor, namespace, WRITE_PERMISSION):
+        raise Forbidden(f"This token may not create or change repos under {namespace!r}.")
     if namespace_role(actor, namespace) not in ("write", "admin"):
         raise Forbidden(f"You don't have the rights to create or change repos under {namespace!r}.")
 
@@ -42,6 +72,8 @@ def require_write(actor: Actor | None, repo: Repo) -> None:
         raise Unauthorized("You must be authenticated to write to this repo.")
     if not actor.can_write:
         raise Forbidden("This token has read access only.")
+    if not token_allows(actor, repo.type, repo.namespace, repo.name, WRITE_PERMISSION):
+        raise Forbidden(f"This token has no write access to {repo.repo_id}.")
     if namespace_role(actor, repo.namespace) not in ("write", "admin"):
         raise Forbidden(f"You don't have write access to {repo.repo_id}.")
 
@@ -59,3 +91,15 @@ def require_site_admin(actor: Actor | None) -> None:
         raise Unauthorized("You must be authenticated to do this.")
     if not actor.is_admin:
         raise Forbidden("Only site admins may do this.")
+    if actor.fine_grained:
+        raise Forbidden("Site administration needs a read or write token, not a "
+                        "fine-grained one.")
+
+
+def require_full_token(actor: Actor | None) -> Actor:
+    """Managing one's own tokens: a write token (not read-only, not fine-grained)."""
+    if actor is None:
+        raise Unauthorized("You must be authenticated to do this.")
+    if actor.fine_grained or actor.token_role != "write":
+        raise Forbidden("Managing tokens needs a write token.")
+    return actor

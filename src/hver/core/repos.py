@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hver.core import access
-from hver.core.accounts import Actor, get_account
+from hver.core import access, audit
+from hver.core.accounts import READ_PERMISSION, Actor, get_account
 from hver.core.cards import CardError, CardIndex, index_card, parse_front_matter, tag_matches
 from hver.core.hub import Hub
 from hver.core.tree import FileInfo, list_files
@@ -134,6 +134,7 @@ def delete_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: s
         access.require_admin(actor, repo)
         key = repo.storage_key
         session.delete(repo)
+        audit.record(session, actor, "repo.delete", f"{repo_type.value}/{namespace}/{name}")
     # The index row is gone, so the repo is gone; the directory follows.
     hub.git.delete(key)
 
@@ -152,6 +153,28 @@ def move_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, src: tuple[str
         if find_repo(session, repo_type, *dst) is not None:
             raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
         repo.namespace, repo.name = dst
+        audit.record(session, actor, "repo.move", f"{repo_type.value}/{dst[0]}/{dst[1]}",
+                     source=f"{src[0]}/{src[1]}")
+        return repo
+
+
+def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str, str],
+                  dst_namespace: str, dst_name: str | None = None) -> Repo:
+    """Site administration: move a repo to another namespace whoever owns it."""
+    dst = (dst_namespace, dst_name or src[1])
+    validate_namespace(dst[0])
+    validate_part(dst[1])
+    with hub.db.write() as session:
+        repo = find_repo(session, repo_type, *src)
+        if repo is None:
+            raise RepoNotFound(f"No {repo_type.value} repo {src[0]}/{src[1]}.")
+        if get_account(session, dst[0]) is None:
+            raise BadRequest(f"No user or organization named {dst[0]!r}.")
+        if find_repo(session, repo_type, *dst) is not None:
+            raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
+        repo.namespace, repo.name = dst
+        audit.record(session, by, "repo.transfer", f"{repo_type.value}/{dst[0]}/{dst[1]}",
+                     source=f"{src[0]}/{src[1]}")
         return repo
 
 
@@ -160,15 +183,22 @@ def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespac
     with hub.db.write() as session:
         repo = get_repo(session, actor, repo_type, namespace, name)
         access.require_admin(actor, repo)
-        if private is not None:
+        target = f"{repo_type.value}/{namespace}/{name}"
+        if private is not None and private != repo.private:
+            audit.record(session, actor, "repo.visibility", target,
+                         visibility="private" if private else "public")
             repo.private = private
         if gated is not None:
             if gated is False or gated == "false":
-                repo.gated = None
+                new_gated = None
             elif gated in ("auto", "manual"):
-                repo.gated = str(gated)
+                new_gated = str(gated)
             else:
                 raise BadRequest(f"Invalid gated value {gated!r}: 'auto', 'manual' or false.")
+            if new_gated != repo.gated:
+                audit.record(session, actor, "repo.gated", target, gated=new_gated or False,
+                             previous=repo.gated or False)
+                repo.gated = new_gated
         return repo
 
 
@@ -241,6 +271,8 @@ def list_repos(
     q = select(Repo).where(Repo.type == repo_type.value)
     if actor is None:
         q = q.where(Repo.private.is_(False))
+    elif actor.scopes is not None:
+        q = q.where(or_(Repo.private.is_(False), *_scoped_private(actor)))
     elif not actor.is_admin:
         visible = [actor.name, *actor.orgs]
         q = q.where(or_(Repo.private.is_(False), Repo.namespace.in_(visible)))
@@ -269,6 +301,22 @@ def list_repos(
             out.append(repo)
             if len(out) >= limit:
                 break
+    return out
+
+
+def _scoped_private(actor: Actor) -> list[ColumnElement[bool]]:
+    """The private repos a fine-grained token may list: in its scopes and the user's reach."""
+    out: list[ColumnElement[bool]] = []
+    for scope in actor.scopes or ():
+        if not scope.allows(READ_PERMISSION):
+            continue
+        if scope.type == "repo":
+            ns, _, name = scope.name.partition("/")
+            if access.namespace_role(actor, ns) is not None:
+                out.append(and_(Repo.type == scope.repo_type, Repo.namespace == ns,
+                                Repo.name == name))
+        elif access.namespace_role(actor, scope.name) is not None:
+            out.append(Repo.namespace == scope.name)
     return out
 
 

@@ -27,11 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hver.core.access import can_read
-from hver.core.accounts import Actor, actor_for
+from hver.core.accounts import Actor, actor_for_token_id
+from hver.core.gating import has_access
 from hver.core.hub import Hub
 from hver.core.signing import Signer
 from hver.db.models import (
-    Account,
     LfsObject,
     Repo,
     XetChunk,
@@ -63,10 +63,12 @@ class RangeNotSatisfiable(HverError):
 
 @dataclass(frozen=True)
 class CasToken:
-    """What a CAS access token grants: `scope` ("read" or "write") on one repo, until `exp`."""
+    """What a CAS access token grants: `scope` ("read" or "write") on one repo, until `exp`,
+    for the Hub token `token_id` (None: anonymous) of account `account_id`."""
 
     repo_id: int
     account_id: int | None
+    token_id: int | None
     scope: str
     exp: int
 
@@ -82,36 +84,39 @@ def issue_token(signer: Signer, repo: Repo, actor: Actor | None, scope: str,
                 ttl: int) -> tuple[str, int]:
     """A signed token and its expiry (unix seconds); the caller checked the actor's access."""
     account = actor.id if actor is not None else 0
+    hub_token = (actor.token_id or 0) if actor is not None else 0
     exp = int(time.time()) + ttl
-    _, sig = signer.sign("xet-token", repo.id, account, scope, expires=exp)
-    return f"{TOKEN_PREFIX}.{repo.id}.{account}.{scope}.{exp}.{sig}", exp
+    _, sig = signer.sign("xet-token", repo.id, account, hub_token, scope, expires=exp)
+    return f"{TOKEN_PREFIX}.{repo.id}.{account}.{hub_token}.{scope}.{exp}.{sig}", exp
 
 
 def parse_token(signer: Signer, text: str | None) -> CasToken:
     """The grant a token carries; Unauthorized (401) when it is missing, forged or expired."""
     parts = (text or "").split(".")
-    if len(parts) != 6 or parts[0] != TOKEN_PREFIX or parts[3] not in ("read", "write"):
+    if len(parts) != 7 or parts[0] != TOKEN_PREFIX or parts[4] not in ("read", "write"):
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
-    _, repo_id, account, scope, exp, sig = parts
+    _, repo_id, account, hub_token, scope, exp, sig = parts
     try:
-        repo_i, account_i, exp_i = int(repo_id), int(account), int(exp)
+        repo_i, account_i, token_i, exp_i = int(repo_id), int(account), int(hub_token), int(exp)
     except ValueError:
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken") from None
-    _, expected = signer.sign("xet-token", repo_i, account_i, scope, expires=exp_i)
+    _, expected = signer.sign("xet-token", repo_i, account_i, token_i, scope, expires=exp_i)
     if not hmac.compare_digest(expected, sig):
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
     if exp_i <= time.time():
         raise Unauthorized("The CAS access token has expired.", code="TokenExpired")
-    return CasToken(repo_i, account_i or None, scope, exp_i)
+    return CasToken(repo_i, account_i or None, token_i or None, scope, exp_i)
 
 
 def _token_actor(session: Session, token: CasToken) -> Actor | None:
-    if token.account_id is None:
+    """Who uses a CAS token: the Hub token it was issued for, with that token's scopes and
+    its user's roles as they are now (revoked or disabled: 401)."""
+    if token.token_id is None:
         return None
-    user = session.get(Account, token.account_id)
-    if user is None:
-        raise Unauthorized("The CAS access token's user no longer exists.", code="InvalidToken")
-    return actor_for(session, user, token.scope, "xet")
+    actor = actor_for_token_id(session, token.token_id)
+    if actor.id != token.account_id:
+        raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
+    return actor
 
 
 def check_hash(text: str) -> str:
@@ -259,7 +264,8 @@ def _accessible_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) ->
             .join(Repo, Repo.id == LfsObject.repo_id)
             .where(XetFileXorb.xorb_hash.in_(rest))
         ).tuples().all()
-        ok |= {xorb for xorb, repo in rows if can_read(actor, repo)}
+        ok |= {xorb for xorb, repo in rows
+               if can_read(actor, repo) and has_access(session, actor, repo)}
     return ok
 
 
@@ -314,16 +320,17 @@ def hashes_for(hub: Hub, repo_id: int, oids: Iterable[str]) -> dict[str, str]:
 
 
 def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
-    """404, as for a file that does not exist, unless the token reaches a repo holding it."""
+    """404, as for a file that does not exist, unless the token's repo holds the file.
+
+    The Hub checked the token's holder may read that repo's files when it issued the
+    token; the holder is checked again here (a revoked token or disabled user: 401).
+    """
     with hub.db.read() as session:
-        repos = session.scalars(select(Repo).join(LfsObject, LfsObject.repo_id == Repo.id)
-                                .where(LfsObject.xet_hash == file.file_hash)).all()
-        if any(r.id == token.repo_id for r in repos):
-            return
-        actor = _token_actor(session, token)
-        if any(can_read(actor, r) for r in repos):
-            return
-    raise NotFound(f"File {file.file_hash} not found.", code="EntryNotFound")
+        _token_actor(session, token)
+        held = session.scalar(select(LfsObject.oid).where(
+            LfsObject.repo_id == token.repo_id, LfsObject.xet_hash == file.file_hash).limit(1))
+    if held is None:
+        raise NotFound(f"File {file.file_hash} not found.", code="EntryNotFound")
 
 
 # -- shards -------------------------------------------------------------------------------------

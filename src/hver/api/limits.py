@@ -1,0 +1,247 @@
+"""Request limits, as a pure ASGI middleware: per-token rate limits and a body-size cap.
+
+Rate limits are token buckets, one per credential: a bucket holds a minute's budget
+(`rate_limit` requests for a token, `rate_limit_anonymous` for a client IP without
+one) and refills continuously. A request that finds its bucket empty is answered 429
+with `Retry-After` and the IETF draft `RateLimit` headers that huggingface_hub reads
+(it then waits and retries). Buckets are keyed on a keyed hash of the token (the key
+made at start), never the token itself, and live in this process's memory: several
+worker processes each keep their own.
+
+What is counted where:
+
+- `/api/health` is never limited (load balancers and monitors poll it).
+- Signed URLs (`/_lfs/...`, `/xet/{cas}/fetch/...`) are not limited: they carry no
+  token, were handed out by a request that was counted, grant one object or a few
+  byte ranges, and expire. A large download or multipart upload makes many of them.
+- Xet CAS calls count against the account their CAS token names (anonymous readers:
+  against their IP), so minting more CAS tokens buys no extra budget.
+- Everything else counts against its `Authorization` token (Bearer, or a Basic
+  password as git sends), else against the client IP.
+
+Bodies: a request declaring a `Content-Length` over its limit is refused before it is
+read; a body sent without one is counted as it streams and refused (413) once it
+passes the limit. Nothing is buffered here. Commit bodies (`max_commit_body`), LFS
+uploads to signed URLs (bounded by the signed size) and Xet xorbs and shards (bounded
+by the CAS) have their own limits; every other body is capped at `max_request_body`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hver.api.errors import error_response
+from hver.config import Settings
+from hver.core import xet as core_xet
+from hver.core.signing import Signer
+from hver.errors import HverError, PayloadTooLarge
+
+WINDOW = 60.0  # seconds: limits are requests per minute
+SWEEP_EVERY = 60.0  # seconds between removals of full (idle) buckets
+
+_UNLIMITED = re.compile(r"^/(?:api/health$|_lfs/|xet/[^/]+/fetch/)")
+_CAS = re.compile(r"^/xet/[^/]+/")
+_COMMIT = re.compile(r"^/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/.+$")
+_OWN_BODY_LIMIT = re.compile(r"^/(?:_lfs/upload/|xet/)")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Token buckets of `per_minute` requests, refilled continuously; 0 means no limit."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / WINDOW  # tokens per second
+        self.clock = clock
+        self.buckets: dict[bytes, _Bucket] = {}
+        self.swept = clock()
+
+    def take(self, key: bytes) -> float:
+        """Spend one request of `key`'s budget: 0 when allowed, else seconds until one is."""
+        if self.capacity <= 0:
+            return 0.0
+        now = self.clock()
+        if now - self.swept >= SWEEP_EVERY:
+            self._sweep(now)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket(self.capacity, now)
+        else:
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    def _sweep(self, now: float) -> None:
+        """Forget buckets that have refilled: they are the same as no bucket at all."""
+        self.swept = now
+        full = [k for k, b in self.buckets.items()
+                if b.tokens + (now - b.stamp) * self.rate >= self.capacity]
+        for k in full:
+            del self.buckets[k]
+
+
+def credential(header: bytes | None) -> str | None:
+    """The token in an Authorization header (Bearer, or a Basic password); None if none."""
+    if not header:
+        return None
+    scheme, _, value = header.decode("latin-1").partition(" ")
+    value = value.strip()
+    if not value:
+        return None
+    if scheme.lower() == "bearer":
+        return value
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+_KEY = secrets.token_bytes(32)  # per process: a bucket key reveals nothing, even in a core dump
+
+
+def _digest(kind: bytes, value: str) -> bytes:
+    """A bucket key: a keyed hash of the credential (or address), never the credential."""
+    return hashlib.blake2b(kind + b"\0" + value.encode("utf-8", "surrogateescape"),
+                           key=_KEY, digest_size=16).digest()
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+class LimitsMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings, signer: Signer) -> None:
+        self.app = app
+        self.signer = signer
+        self.max_body = settings.max_request_body
+        self.tokens = RateLimiter(settings.rate_limit)
+        self.anonymous = RateLimiter(settings.rate_limit_anonymous)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if not _UNLIMITED.match(path):
+            limiter, key, resource = self._bucket(scope, path)
+            wait = limiter.take(key)
+            if wait > 0:
+                await self._too_many(scope, receive, send, limiter, resource, wait)
+                return
+        limit = self._body_limit(path, scope["method"])
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        await _LimitedBody(self.app, limit)(scope, receive, send)
+
+    def _bucket(self, scope: Scope, path: str) -> tuple[RateLimiter, bytes, str]:
+        token = credential(_header(scope, b"authorization"))
+        if token is not None and _CAS.match(path):
+            try:
+                account = core_xet.parse_token(self.signer, token).account_id
+            except HverError:
+                account = None  # refused by the route: counted as anonymous
+            if account is not None:
+                return self.tokens, _digest(b"account", str(account)), "api"
+        elif token is not None:
+            return self.tokens, _digest(b"token", token), "api"
+        client = scope.get("client")
+        ip = str(client[0]) if client else "unknown"
+        return self.anonymous, _digest(b"ip", ip), "anonymous"
+
+    def _body_limit(self, path: str, method: str) -> int | None:
+        if self.max_body <= 0 or _OWN_BODY_LIMIT.match(path):
+            return None
+        if method == "POST" and _COMMIT.match(path):
+            return None  # the commit route enforces max_commit_body as it reads
+        return self.max_body
+
+    @staticmethod
+    async def _too_many(scope: Scope, receive: Receive, send: Send, limiter: RateLimiter,
+                        resource: str, wait: float) -> None:
+        seconds = max(1, math.ceil(wait))
+        who = "token" if resource == "api" else "client address without a token"
+        response = error_response(
+            429, f"Too many requests: this {who} may make {int(limiter.capacity)} requests "
+                 f"a minute. Retry after {seconds} s.", "TooManyRequests")
+        response.headers["Retry-After"] = str(seconds)
+        response.headers["RateLimit"] = f'"{resource}";r=0;t={seconds}'
+        response.headers["RateLimit-Policy"] = (
+            f'"token bucket";"{resource}";q={int(limiter.capacity)};w={int(WINDOW)}')
+        await response(scope, receive, send)
+
+
+def _too_large(limit: int) -> ASGIApp:
+    return error_response(413, f"Request body is larger than {limit} bytes.",
+                          PayloadTooLarge.code)
+
+
+class _LimitedBody:
+    """Counts body bytes as the app receives them; past `limit` the app gets a 413 error.
+
+    The error is raised from `receive`, so the route's handler answers it as any
+    PayloadTooLarge. Should something between turn it into another status (FastAPI
+    reports a failed body read as 400), the response is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        seen = 0
+        exceeded = False
+        replaced = False
+
+        async def counted() -> Message:
+            nonlocal seen, exceeded
+            if exceeded:
+                raise PayloadTooLarge(f"Request body is larger than {self.limit} bytes.")
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    exceeded = True
+                    raise PayloadTooLarge(f"Request body is larger than {self.limit} bytes.")
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if (exceeded and message["type"] == "http.response.start"
+                    and message["status"] != 413):
+                replaced = True
+                await _too_large(self.limit)(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, counted, guarded)
