@@ -6,10 +6,11 @@ that sharing is the deduplication. The same stored chunks serve Xet clients
 (reconstruction plans whose byte ranges they fetch themselves) and plain HTTP
 clients (the file decoded here, `iter_content`).
 
-Access: CAS tokens are scoped to a repo. A file may be reconstructed by whoever
-can read a repo that holds it; a xorb may be referenced in a new shard, or offered
-for deduplication, only to an account that uploaded it or can read a repo holding
-a file made of it.
+Access: a CAS token is issued for one repo and one Hub token, and lives only as long
+as that Hub token and its user do. It reconstructs the files its repo holds. A xorb
+may be referenced in a new shard, or offered for deduplication, only to an account
+that uploaded it or may read the files of a repo holding a file made of it (private,
+gated and token scopes all apply).
 """
 
 from __future__ import annotations
