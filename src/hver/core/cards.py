@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", re.S | re.M)
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*\r?$", re.S | re.M)
 
 
 class CardError(ValueError):
@@ -30,6 +30,14 @@ def parse_front_matter(text: str) -> dict[str, Any]:
         raise CardError("README.md metadata must be a YAML mapping.")
     result: dict[str, Any] = _jsonable(data)
     return result
+
+
+def strip_front_matter(text: str) -> str:
+    """The README without its YAML block: the part a card page renders."""
+    m = _FRONT_MATTER.match(text)
+    if m is None:
+        return text.removeprefix("\ufeff")
+    return text[m.end():].lstrip("\r\n")
 
 
 def _jsonable(value: Any) -> Any:

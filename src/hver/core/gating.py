@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hver.core import access, audit
 from hver.core import repos as core_repos
-from hver.core.accounts import Actor, get_account
+from hver.core.accounts import READ_PERMISSION, Actor, get_account
 from hver.core.hub import Hub
 from hver.db.models import AccessRequest, Account, Repo, utcnow
 from hver.errors import BadRequest, GatedRepo, NotFound, Unauthorized
@@ -70,7 +70,15 @@ def _kind(repo: Repo) -> str:
 
 
 def _has_namespace_access(actor: Actor | None, repo: Repo) -> bool:
-    return access.namespace_role(actor, repo.namespace) is not None
+    """A member of the repo's namespace (or a site admin) with a token that reaches it."""
+    return access.namespace_role(actor, repo.namespace) is not None and _in_scope(actor, repo)
+
+
+def _in_scope(actor: Actor | None, repo: Repo) -> bool:
+    """Whether the actor's token reaches the repo's files: a fine-grained token outside
+    its scopes has no access to gated content, whatever its user may do."""
+    return actor is not None and access.token_allows(
+        actor, repo.type, repo.namespace, repo.name, READ_PERMISSION)
 
 
 def _status(session: Session, actor: Actor, repo: Repo) -> str | None:
@@ -82,7 +90,8 @@ def has_access(session: Session, actor: Actor | None, repo: Repo) -> bool:
     """May the actor read the content of every file of `repo` (which they may read)?"""
     if not repo.gated or _has_namespace_access(actor, repo):
         return True
-    return actor is not None and _status(session, actor, repo) == "accepted"
+    return (actor is not None and _in_scope(actor, repo)
+            and _status(session, actor, repo) == "accepted")
 
 
 def require_file_access(hub: Hub, actor: Actor | None, repo: Repo, page_url: str,
@@ -100,7 +109,7 @@ def require_file_access(hub: Hub, actor: Actor | None, repo: Repo, page_url: str
             "be authenticated to access it. Please log in.", status=401)
     with hub.db.read() as session:
         status = _status(session, actor, repo)
-    if status == "accepted":
+    if status == "accepted" and _in_scope(actor, repo):
         return
     if status == "pending":
         raise GatedRepo(f"Your request to access {kind} {repo.repo_id} is awaiting a review "
