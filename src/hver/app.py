@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hver import __version__
-from hver.api import auth, commit, gating, info, lfs, likes, repos, resolve, tree, xet
+from hver.api import auth, commit, gating, info, lfs, likes, orgs, repos, resolve, tree, xet
 from hver.api import errors as api_errors
 from hver.api.limits import LimitsMiddleware
 from hver.config import Settings
@@ -69,7 +69,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
-    for router in (auth.router, likes.router, xet.router, repos.router, gating.router,
+    for router in (auth.router, likes.router, orgs.router, xet.router, repos.router, gating.router,
                    commit.router, tree.router, info.router, lfs.router, resolve.router):
         app.include_router(router)
 
