@@ -211,6 +211,15 @@ def test_passwords(server, user_factory):
         with pytest.raises(BadRequest):
             accounts.hash_password("1234567")
 
+        # Logins, failed and successful, are in the audit log (never the password).
+        with pytest.raises(Unauthorized):
+            accounts.login(hub.db, name, "wrong password", source="127.0.0.1")
+        assert accounts.login(hub.db, name, "correct horse").name == name
+        logged = [(e["event"], e["actor"]) for e in audit(server, "--limit", "50")
+                  if e["target"] == name and e["event"].startswith("login.")]
+        assert logged[:2] == [("login.success", name), ("login.failure", None)]
+        assert "wrong password" not in server.hver("audit", "--json")
+
         assert hver_in(server, "user", "set-password", name,
                        stdin="battery staple\n").returncode == 0
         with hub.db.read() as session:

@@ -336,6 +336,20 @@ def verify_password(session: Session, name: str, password: str) -> Actor:
     return actor_for(session, user, "write", "password")
 
 
+def login(db: Database, name: str, password: str, source: str | None = None) -> Actor:
+    """`verify_password`, with the attempt (success or failure) in the audit log."""
+    try:
+        with db.read() as session:
+            actor = verify_password(session, name, password)
+    except Unauthorized:
+        with db.write() as session:
+            _audit(session, None, "login.failure", name, source=source)
+        raise
+    with db.write() as session:
+        _audit(session, actor, "login.success", name, source=source)
+    return actor
+
+
 # -- tokens -------------------------------------------------------------------------------------
 
 
