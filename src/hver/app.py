@@ -18,6 +18,7 @@ from hver.api.limits import LimitsMiddleware
 from hver.config import Settings
 from hver.core.hub import Hub
 from hver.core.signing import Signer, load_instance_id, load_key
+from hver.web import install as install_web
 
 log = logging.getLogger("hver")
 
@@ -72,6 +73,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     for router in (auth.router, likes.router, orgs.router, xet.router, repos.router, gating.router,
                    commit.router, tree.router, info.router, lfs.router, resolve.router):
         app.include_router(router)
+    # Last: the GET-only HTML pages, and HTML error pages for browsers (the API keeps JSON).
+    install_web(app)
 
     # Inside RawPathMiddleware: the limits see paths as the router does.
     app.add_middleware(LimitsMiddleware, settings=settings, signer=app.state.signer)
