@@ -51,7 +51,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _as_list(value: Any) -> list[str]:
+def as_list(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, list):
@@ -89,21 +89,21 @@ def index_card(card: dict[str, Any] | None, repo_type: str, files: set[str]) -> 
                 add(fmt)
         if pipeline:
             add(pipeline)
-    for t in _as_list(card.get("tags")):
+    for t in as_list(card.get("tags")):
         add(t)
-    for lang in _as_list(card.get("language")):
+    for lang in as_list(card.get("language")):
         add(lang if repo_type == "model" else f"language:{lang}")
     if repo_type == "dataset":
         for key in ("task_categories", "task_ids", "size_categories", "modality",
                     "multilinguality", "language_creators", "annotations_creators",
                     "source_datasets"):
-            for v in _as_list(card.get(key)):
+            for v in as_list(card.get(key)):
                 add(f"{key}:{v}")
-    for d in _as_list(card.get("datasets")):
+    for d in as_list(card.get("datasets")):
         add(f"dataset:{d}")
-    for b in _as_list(card.get("base_model")):
+    for b in as_list(card.get("base_model")):
         add(f"base_model:{b}")
-    for lic in _as_list(card.get("license")):
+    for lic in as_list(card.get("license")):
         add(f"license:{lic}")
     return CardIndex(
         card_data=card or None, tags=tags, pipeline_tag=pipeline, library_name=library
@@ -118,7 +118,7 @@ def tag_matches(filter_value: str, index_tags: list[str], card: dict[str, Any] |
     if not value or card is None:
         return False
     if key == "language":
-        return value in _as_list(card.get("language"))
+        return value in as_list(card.get("language"))
     if key == "library":
         return value == card.get("library_name")
-    return value in _as_list(card.get(key))
+    return value in as_list(card.get(key))

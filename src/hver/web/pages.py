@@ -29,6 +29,7 @@ from hver.api.gating import require_file_access
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
 from hver.core.accounts import Actor
+from hver.core.cards import as_list
 from hver.core.hub import Hub
 from hver.core.markdown import render_card
 from hver.db.models import Repo
@@ -119,14 +120,6 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value if v is not None]
-    return [str(value)]
-
-
 @dataclass
 class Card:
     """What the metadata header of a repo page shows."""
@@ -143,11 +136,11 @@ class Card:
 def card_of(repo: Repo) -> Card:
     data = repo.card_data or {}
     return Card(
-        license=_as_list(data.get("license")),
-        languages=_as_list(data.get("language")),
-        tags=_as_list(data.get("tags")),
-        base_models=_as_list(data.get("base_model")),
-        datasets=_as_list(data.get("datasets")),
+        license=as_list(data.get("license")),
+        languages=as_list(data.get("language")),
+        tags=as_list(data.get("tags")),
+        base_models=as_list(data.get("base_model")),
+        datasets=as_list(data.get("datasets")),
         pipeline_tag=repo.pipeline_tag,
         library=repo.library_name,
     )
