@@ -299,6 +299,42 @@ def http_get_to(url: str, dest: Path) -> None:
         http_get(url, fh)
 
 
+def nginx_download(ngx: Nginx, name: str, dest: Path, size: int,
+                   curl_fetch: Callable[[str], object] | None,
+                   record: Callable[[tuple[str, str], Row], None]) -> None:
+    """The nginx baseline of one round: curl (when given) and huggingface_hub's http_get."""
+    assert ngx.proc is not None
+    npid = ngx.proc.pid
+    url = f"{ngx.url}/{name}"
+    if curl_fetch is not None:
+        with measured(npid) as m:
+            curl_fetch(url)
+        record(("nginx", "curl"), Row(
+            "download", "nginx", "curl -o /dev/null", size, m["seconds"], m["cpu"]))
+    with measured(npid) as m:
+        http_get_to(url, dest)
+    record(("nginx", "client"), Row(
+        "download", "nginx", "hf http_get -> file", size, m["seconds"], m["cpu"]))
+    if dest.stat().st_size != size:
+        raise SystemExit("nginx download has the wrong size")
+
+
+def alternate_rounds(rounds: int, hver_round: Callable[[int], None],
+                     nginx_round: Callable[[int], None], ngx: Nginx | None) -> None:
+    """hver and nginx in turns, the first alternating, so neither always runs warm; nginx
+    is stopped at the end."""
+    try:
+        for rnd in range(rounds):
+            order = [hver_round, nginx_round] if rnd % 2 == 0 else [nginx_round, hver_round]
+            for fn in order:
+                if fn is nginx_round and ngx is None:
+                    continue
+                fn(rnd)
+    finally:
+        if ngx is not None:
+            ngx.stop()
+
+
 def signed_upload_href(endpoint: str, token: str, repo_id: str, oid: str, size: int) -> str:
     import httpx
 
@@ -459,32 +495,11 @@ def run(args: argparse.Namespace, root: Path) -> int:
             raise SystemExit("hf_hub_download returned the wrong size")
 
     def nginx_round(rnd: int) -> None:
-        assert ngx is not None and ngx.proc is not None
-        npid = ngx.proc.pid
-        url = f"{ngx.url}/{blob.name}"
-        if have_curl:
-            with measured(npid) as m:
-                curl("-o", "/dev/null", url)
-            record(("nginx", "curl"), Row(
-                "download", "nginx", "curl -o /dev/null", size, m["seconds"], m["cpu"]))
-        dest = root / f"nginx-download-{rnd}.bin"
-        with measured(npid) as m:
-            http_get_to(url, dest)
-        record(("nginx", "client"), Row(
-            "download", "nginx", "hf http_get -> file", size, m["seconds"], m["cpu"]))
-        if dest.stat().st_size != size:
-            raise SystemExit("nginx download has the wrong size")
+        assert ngx is not None
+        fetch = (lambda url: curl("-o", "/dev/null", url)) if have_curl else None
+        nginx_download(ngx, blob.name, root / f"nginx-download-{rnd}.bin", size, fetch, record)
 
-    try:
-        for rnd in range(args.rounds):
-            order = [hver_round, nginx_round] if rnd % 2 == 0 else [nginx_round, hver_round]
-            for fn in order:
-                if fn is nginx_round and ngx is None:
-                    continue
-                fn(rnd)
-    finally:
-        if ngx is not None:
-            ngx.stop()
+    alternate_rounds(args.rounds, hver_round, nginx_round, ngx)
 
     down: dict[tuple[str, str], Row] = {}
     for key in [("hver", "curl"), ("hver", "client"), ("nginx", "curl"), ("nginx", "client")]:
@@ -936,31 +951,11 @@ def _run_xet(args: argparse.Namespace, root: Path, hver: Hver, res: Results, lim
                                     m["seconds"], m["cpu"], m["rss"] if hwm_ok else None))
 
     def nginx_round(rnd: int) -> None:
-        assert ngx is not None and ngx.proc is not None
-        npid = ngx.proc.pid
-        url = f"{ngx.url}/{XET_FILE}"
-        with measured(npid) as m:
-            curl_size(timeout, url)
-        record(("nginx", "curl"), Row(
-            "download", "nginx", "curl -o /dev/null", size, m["seconds"], m["cpu"]))
-        dest = root / f"nginx-download-{rnd}.bin"
-        with measured(npid) as m:
-            http_get_to(url, dest)
-        record(("nginx", "client"), Row(
-            "download", "nginx", "hf http_get -> file", size, m["seconds"], m["cpu"]))
-        if dest.stat().st_size != size:
-            raise SystemExit("nginx download has the wrong size")
+        assert ngx is not None
+        nginx_download(ngx, XET_FILE, root / f"nginx-download-{rnd}.bin", size,
+                       lambda url: curl_size(timeout, url), record)
 
-    try:
-        for rnd in range(args.rounds):
-            order = [hver_round, nginx_round] if rnd % 2 == 0 else [nginx_round, hver_round]
-            for fn in order:
-                if fn is nginx_round and ngx is None:
-                    continue
-                fn(rnd)
-    finally:
-        if ngx is not None:
-            ngx.stop()
+    alternate_rounds(args.rounds, hver_round, nginx_round, ngx)
 
     def best(rows: list[Row]) -> Row:
         top = min(rows, key=lambda r: r.seconds)
