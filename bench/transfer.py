@@ -188,6 +188,17 @@ def hash_and_write(src: Path, dst: Path) -> float:
 
 # --- servers ------------------------------------------------------------------------
 
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """Ask a server to stop with `sig`; kill it after `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Hver:
     def __init__(self, root: Path) -> None:
         self.data = root / "hver-data"
@@ -225,13 +236,7 @@ class Hver:
         raise SystemExit("hver serve did not start in 60 s")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, 30)
 
 
 class Nginx:
@@ -275,13 +280,7 @@ class Nginx:
         raise RuntimeError("nginx did not start")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT, 20)  # nginx's graceful shutdown
 
 
 # --- clients ------------------------------------------------------------------------

@@ -150,12 +150,7 @@ def move_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, src: tuple[str
             access.require_namespace_write(actor, dst[0])
             if get_account(session, dst[0]) is None:
                 raise Forbidden(f"You don't have the rights to create repos under {dst[0]!r}.")
-        if find_repo(session, repo_type, *dst) is not None:
-            raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
-        repo.namespace, repo.name = dst
-        audit.record(session, actor, "repo.move", f"{repo_type.value}/{dst[0]}/{dst[1]}",
-                     source=f"{src[0]}/{src[1]}")
-        return repo
+        return _rename(session, actor, repo, dst, "repo.move")
 
 
 def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str, str],
@@ -170,12 +165,18 @@ def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str
             raise RepoNotFound(f"No {repo_type.value} repo {src[0]}/{src[1]}.")
         if get_account(session, dst[0]) is None:
             raise BadRequest(f"No user or organization named {dst[0]!r}.")
-        if find_repo(session, repo_type, *dst) is not None:
-            raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
-        repo.namespace, repo.name = dst
-        audit.record(session, by, "repo.transfer", f"{repo_type.value}/{dst[0]}/{dst[1]}",
-                     source=f"{src[0]}/{src[1]}")
-        return repo
+        return _rename(session, by, repo, dst, "repo.transfer")
+
+
+def _rename(session: Session, by: Actor | str | None, repo: Repo, dst: tuple[str, str],
+            event: str) -> Repo:
+    """Give the repo its new name (the git repository keeps its key) and record it."""
+    if find_repo(session, RepoType(repo.type), *dst) is not None:
+        raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
+    source = repo.repo_id
+    repo.namespace, repo.name = dst
+    audit.record(session, by, event, f"{repo.type}/{dst[0]}/{dst[1]}", source=source)
+    return repo
 
 
 def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: str,
