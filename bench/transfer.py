@@ -200,9 +200,10 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float)
 
 
 class Hver:
-    def __init__(self, root: Path) -> None:
-        self.data = root / "hver-data"
-        self.data.mkdir()
+    def __init__(self, root: Path, data: Path | None = None) -> None:
+        """A server for `data` (default: a new ROOT/hver-data), logging to ROOT/hver.log."""
+        self.data = data if data is not None else root / "hver-data"
+        self.data.mkdir(parents=True, exist_ok=data is not None)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, HVER_LOG_LEVEL="warning")

@@ -1,8 +1,9 @@
 """Screenshots of the main pages for the README, taken from a fresh hub with sample content.
 
-Starts `hver serve` on a temporary data directory, pushes a small model (with a card)
-and a dataset through huggingface_hub, and photographs the pages in Debian's
-Chromium (driven by playwright). Writes docs/img/*.png.
+Starts `hver serve` on a temporary data directory, pushes a small model (with a card
+and a real safetensors file) and a parquet dataset through huggingface_hub, signs in
+through the login form, and photographs the pages in Debian's Chromium (driven by
+playwright). Writes docs/img/*.png.
 
     .venv/bin/python docs/screenshots.py
 """
@@ -48,10 +49,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def hver(data: Path, *args: str) -> str:
+def hver(data: Path, *args: str, stdin: str | None = None) -> str:
     out = subprocess.run([sys.executable, "-m", "hver", *args, "--data", str(data)],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, input=stdin)
     return out.stdout.strip()
+
+
+def safetensors_bytes() -> bytes:
+    """A small but real safetensors file: two F32 tensors (the page counts parameters)."""
+    import json
+    import struct
+
+    shapes = {"transformer.wte.weight": [512, 64], "transformer.h.0.mlp.c_fc.weight": [64, 256]}
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = shape[0] * shape[1] * 4
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + os.urandom(offset)
+
+
+def parquet_bytes() -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "text": ["Góðan daginn", "Hvað segirðu gott?", "Það er kalt í dag.",
+                 "Ég bý í Reykjavík.", "Takk fyrir síðast."],
+        "label": [1, 1, 0, 1, 1],
+    })
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
 
 
 def main() -> int:
@@ -71,7 +103,8 @@ def main() -> int:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            hver(data, "user", "create", "alice")
+            password = "correct horse battery"
+            hver(data, "user", "create", "alice", "--password-stdin", stdin=password + "\n")
             token = hver(data, "token", "create", "alice")
             os.environ.update(HF_ENDPOINT=endpoint, HF_HOME=str(Path(tmp) / "hf"))
             from huggingface_hub import HfApi
@@ -83,25 +116,40 @@ def main() -> int:
                             repo_id=model)
             api.upload_file(path_or_fileobj=b'{"model_type": "gpt2", "n_layer": 2}',
                             path_in_repo="config.json", repo_id=model)
-            api.upload_file(path_or_fileobj=os.urandom(600_000),
-                            path_in_repo="model.safetensors", repo_id=model)
+            api.upload_file(path_or_fileobj=safetensors_bytes(), path_in_repo="model.safetensors",
+                            repo_id=model, commit_message="Add the weights")
+            api.upload_file(path_or_fileobj=CARD.replace("a few", "twelve").encode(),
+                            path_in_repo="README.md", repo_id=model,
+                            commit_message="Say how many sentences")
             api.create_repo(dataset, repo_type="dataset")
-            api.upload_file(path_or_fileobj=b"text\nGo\xc3\xb0an daginn\n", repo_type="dataset",
-                            path_in_repo="train.csv", repo_id=dataset)
+            api.upload_file(path_or_fileobj=parquet_bytes(), repo_type="dataset",
+                            path_in_repo="data/train-00000-of-00001.parquet", repo_id=dataset)
+            commit = api.list_repo_commits(model)[0].commit_id
             pages = {
                 "home": "/",
                 "listing": "/models",
                 "model": f"/{model}",
                 "files": f"/{model}/tree/main",
+                "commit": f"/{model}/commit/{commit}",
                 "dataset": f"/datasets/{dataset}",
+                "viewer": f"/datasets/{dataset}/viewer",
+                "tokens": "/settings/tokens",
+                "settings": f"/{model}/settings",
             }
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                     "--no-sandbox", "--disable-background-networking",
                     "--disable-component-update"])
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
+                page.goto(f"{endpoint}/login")
+                page.get_by_label("Username").fill("alice")
+                page.get_by_label("Password").fill(password)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(f"{endpoint}/")
                 for name, path in pages.items():
-                    page.goto(endpoint + path)
+                    response = page.goto(endpoint + path)
+                    if response is None or response.status != 200:
+                        raise SystemExit(f"{path}: {response.status if response else '?'}")
                     page.screenshot(path=str(OUT / f"{name}.png"), full_page=False)
                     print(f"docs/img/{name}.png  {path}")
                 browser.close()

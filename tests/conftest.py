@@ -59,11 +59,11 @@ class Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def hver(self, *args: str) -> str:
+    def hver(self, *args: str, stdin: str | None = None) -> str:
         """Run the hver CLI against this server's data directory; returns stdout."""
         out = subprocess.run(
             [sys.executable, "-m", "hver", *args, "--data", str(self.data)],
-            env=self.env, check=True, capture_output=True, text=True,
+            env=self.env, check=True, capture_output=True, text=True, input=stdin,
         )
         return out.stdout.strip()
 
@@ -115,8 +115,10 @@ def _server(data: Path, port: int, **settings: str) -> Server:
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     # Small multipart threshold so the multipart LFS path is exercised by ordinary tests.
+    # Every test's visitors share one client IP (127.0.0.1), as a whole building behind
+    # one NAT would: no anonymous rate limit here (tests/test_limits.py tests it).
     srv = _server(_HOME / "data", PORT, lfs_multipart_threshold=str(8 * 1024 * 1024),
-                  lfs_part_size=str(3 * 1024 * 1024))
+                  lfs_part_size=str(3 * 1024 * 1024), rate_limit_anonymous="0")
     srv.data.mkdir(parents=True, exist_ok=True)
     srv.start()
     yield srv
@@ -158,6 +160,24 @@ def user_factory(server: Server) -> Callable[..., User]:
             token=server.hver("token", "create", name, "--role", "write"),
             read_token=server.hver("token", "create", name, "--role", "read"),
         )
+
+    return make
+
+
+@dataclass
+class WebUser(User):
+    password: str
+
+
+@pytest.fixture(scope="session")
+def web_user_factory(server: Server, user_factory: Callable[..., User]) -> Callable[..., WebUser]:
+    """Users who can sign in to the web UI with a password (and use tokens as usual)."""
+
+    def make(prefix: str = "web") -> WebUser:
+        made = user_factory(prefix)
+        password = f"pw-{uuid.uuid4().hex}"
+        server.hver("user", "set-password", made.name, stdin=f"{password}\n")
+        return WebUser(made.name, made.token, made.read_token, password)
 
     return make
 

@@ -186,10 +186,15 @@ def test_private_repo_page_is_the_missing_page(server: Server, user: User, other
         hidden = _get(server, f"/{private}{suffix}", token=other.token)
         absent = _get(server, f"/{missing}{suffix}", token=other.token)
         anon = _get(server, f"/{private}{suffix}")
-        assert hidden.status_code == absent.status_code == anon.status_code == 404
-        assert hidden.text == absent.text == anon.text
+        anon_absent = _get(server, f"/{missing}{suffix}")
+        assert {r.status_code for r in (hidden, absent, anon, anon_absent)} == {404}
+        # Byte for byte the same page, but for the path itself, which a visitor's page
+        # echoes in its sign-in link (`/login?next=...`).
+        assert hidden.text == absent.text
+        assert other.name in hidden.text and private.split("/")[1] not in hidden.text
+        assert anon.text == anon_absent.text.replace(missing, private)
+        assert anon.text.count(private) == 1 and f"?next=/{private}{suffix}" in anon.text
         assert hidden.headers["content-type"].startswith("text/html")
-        assert private.split("/")[1] not in hidden.text
     owner = _get(server, f"/{private}", token=user.token)
     assert owner.status_code == 200 and "private" in owner.text
 

@@ -524,7 +524,7 @@ def test_tokens_are_scoped(server: Any, api: HfApi, user: Any, other: Any,
     for bad in ({}, {"Authorization": "Bearer garbage"},
                 {"Authorization": f"Bearer {read.token[:-2]}00"}):
         r = httpx.get(f"{read.url}/v1/reconstructions/{hex_hash(xorb)}", headers=bad)
-        assert r.status_code == 401, bad
+        assert r.status_code == 401, (bad, r.status_code, r.text)
 
     short = server_factory(xet_token_ttl="1")
     name, token, short_api = short.new_user_api("ttl")

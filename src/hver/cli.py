@@ -54,16 +54,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"hver is serving {settings.data.resolve()} at {url}", file=sys.stderr)
     if not has_users:
         print(
-            "No users yet. Make one and a token, then log in:\n"
-            f"  hver user create alice --data {settings.data}\n"
+            "No users yet. Make one with a password (for the web UI) and a token (for\n"
+            "the clients), then log in:\n"
+            f"  hver user create alice --password-stdin --data {settings.data}\n"
             f"  hver token create alice --data {settings.data}\n"
             f"  export HF_ENDPOINT={url} HF_TOKEN=<the token>\n"
-            "  hf auth whoami",
+            "  hf auth whoami\n"
+            f"and sign in to the web UI at {url}/login",
             file=sys.stderr,
         )
     else:
         print(f"Log in with: export HF_ENDPOINT={url} HF_TOKEN=<token from "
-              f"'hver token create USER --data {settings.data}'>", file=sys.stderr)
+              f"'hver token create USER --data {settings.data}'>\n"
+              f"Web UI: {url}/login (password set with 'hver user set-password USER "
+              f"--data {settings.data}')", file=sys.stderr)
     if settings.workers > 1:
         hub.close()
         os.environ["HVER_DATA"] = str(settings.data)

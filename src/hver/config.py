@@ -43,6 +43,9 @@ class Settings:
         10 * MiB, "Largest body of any other request (JSON and the like), in bytes; "
         "commits, LFS and Xet uploads have their own limits. 0: no limit."
     )
+    max_web_upload: int = _setting(
+        5 * 1024 * MiB, "Largest body of a file upload through the web UI, in bytes. 0: no limit."
+    )
     rate_limit: int = _setting(
         6000, "Requests a minute per token (per account for Xet CAS calls); 0: no limit."
     )

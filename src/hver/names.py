@@ -15,7 +15,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}\Z", re.ASCII)
 # URL path segments that can never be a namespace: they route elsewhere.
 RESERVED_NAMESPACES = frozenset(
     {"api", "models", "datasets", "spaces", "kernels", "docs", "settings", "login", "logout",
-     "join", "new", "static", "organizations", "search", "collections", "blog", "pricing", "_lfs"}
+     "join", "new", "new-dataset", "new-space", "static", "organizations", "search",
+     "collections", "blog", "pricing", "_lfs"}
 )
 MAX_PATH_BYTES = 4096
 

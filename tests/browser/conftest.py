@@ -59,3 +59,25 @@ def page(browser: Browser, server) -> Iterator[Page]:  # type: ignore[no-untyped
     errors = [str(e) for e in page.page_errors()]
     context.close()
     assert not errors, f"uncaught JavaScript errors on the page: {errors}"
+
+
+def sign_in(page: Page, name: str, password: str, next_url: str = "/") -> None:
+    """Sign in through the real form, as a person would."""
+    page.goto(f"/login?next={next_url}")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{next_url}")
+
+
+@pytest.fixture
+def web_user(web_user_factory):  # type: ignore[no-untyped-def]
+    """A user with a password, not yet signed in."""
+    return web_user_factory("web")
+
+
+@pytest.fixture
+def signed_in(page: Page, web_user):  # type: ignore[no-untyped-def]
+    """`page`, signed in as `web_user` (which the test can also use: name, token)."""
+    sign_in(page, web_user.name, web_user.password)
+    return web_user

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from hver.core import repos as core_repos
+from hver.core import sessions
 from hver.core.accounts import Actor, authenticate_token
 from hver.core.hub import Hub
 from hver.core.signing import Signer
@@ -48,19 +49,47 @@ def bearer_token(request: Request) -> str | None:
     raise Unauthorized("Invalid credentials in Authorization header")
 
 
+SESSION_COOKIE = "hver_session"
+# Where a browser session's cookie stands for its user: reads of pages and files. API
+# calls and every write by a client authenticate with a token; the web's own forms
+# check a CSRF token besides (`hver.web.session`).
+_COOKIE_METHODS = ("GET", "HEAD", "POST")
+_NO_COOKIE_PREFIXES = ("/api/", "/xet/", "/_lfs/")
+
+
+def session_secret(request: Request) -> str | None:
+    """The browser session's secret, where a cookie may authenticate this request."""
+    if request.method not in _COOKIE_METHODS or request.url.path.startswith(_NO_COOKIE_PREFIXES):
+        return None
+    if request.method == "POST" and not getattr(request.state, "hver_page", False):
+        return None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
 async def get_actor(request: Request) -> Actor | None:
     if "hver_actor" in request.state._state:
         actor: Actor | None = request.state.hver_actor
         return actor
     token = bearer_token(request)
     actor = None
+    hub = get_hub(request)
     if token is not None:
-        hub = get_hub(request)
 
         def lookup() -> Actor:
             return authenticate_token(hub.db, token)
 
         actor = await run_in_threadpool(lookup)
+    elif (secret := session_secret(request)) is not None:
+
+        def lookup_session() -> Actor | None:
+            try:
+                return sessions.resolve(hub.db, secret)
+            except Unauthorized:
+                return None  # an ended session: browse on as a visitor
+
+        actor = await run_in_threadpool(lookup_session)
+        if actor is not None:
+            request.state.hver_session = secret
     request.state.hver_actor = actor
     return actor
 

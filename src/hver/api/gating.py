@@ -7,10 +7,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hver.api.deps import ActorDep, HubDep, param, repo_type_from_plural
+from hver.api.deps import (
+    SESSION_COOKIE,
+    ActorDep,
+    HubDep,
+    get_actor,
+    param,
+    repo_type_from_plural,
+)
 from hver.api.util import iso
 from hver.core import gating
 from hver.core.accounts import Actor
@@ -93,8 +101,28 @@ async def ask_access(request: Request, plural: str, ns: str, name: str, hub: Hub
 
 
 def _web_ask(repo_type: RepoType) -> Any:
-    async def ask(request: Request, ns: str, name: str, hub: HubDep, actor: ActorDep) -> Any:
-        return await _ask(request, repo_type, ns, name, hub, actor)
+    async def ask(request: Request, ns: str, name: str, hub: HubDep) -> Any:
+        # Imported here: the web package imports this module.
+        from hver.web.session import SignInRequired, check_csrf, check_origin
+
+        page = f"/{repo_type.url_prefix}{param(ns)}/{param(name)}"
+        # A signed-in browser sends the repo page's form with its session cookie (and the
+        # page's CSRF token) and is sent back to the page; API clients get JSON.
+        browser = "authorization" not in request.headers and SESSION_COOKIE in request.cookies
+        if browser:
+            request.state.hver_page = True
+            check_origin(request)
+        actor = await get_actor(request)
+        if not browser:
+            return await _ask(request, repo_type, ns, name, hub, actor)
+        if actor is None:  # the session ended
+            raise SignInRequired(page)
+        submitted = await _form(request)
+        csrf = submitted.pop("csrf", None)
+        check_csrf(request, csrf if isinstance(csrf, str) else None)
+        await run_in_threadpool(gating.ask_access, hub, actor, repo_type, param(ns),
+                                param(name), submitted)
+        return RedirectResponse(page, status_code=303)
 
     return ask
 

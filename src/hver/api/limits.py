@@ -24,6 +24,8 @@ read; a body sent without one is counted as it streams and refused (413) once it
 passes the limit. Nothing is buffered here. Commit bodies (`max_commit_body`), LFS
 uploads to signed URLs (bounded by the signed size) and Xet xorbs and shards (bounded
 by the CAS) have their own limits; every other body is capped at `max_request_body`.
+File uploads through the web UI (`POST /[datasets/|spaces/]{ns}/{name}/upload/{rev}`)
+are streamed to staging files by their route, which enforces `max_web_upload`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ _UNLIMITED = re.compile(r"^/(?:api/health$|_lfs/|xet/[^/]+/fetch/)")
 _CAS = re.compile(r"^/xet/[^/]+/")
 _COMMIT = re.compile(r"^/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/.+$")
 _OWN_BODY_LIMIT = re.compile(r"^/(?:_lfs/upload/|xet/)")
+# The web UI's upload form: a page URL, so never under the API prefixes.
+_WEB_UPLOAD = re.compile(r"^/(?:datasets/|spaces/)?(?!api/|xet/|_lfs/)[^/]+/[^/]+/upload/.+$")
 
 
 @dataclass
@@ -182,6 +186,8 @@ class LimitsMiddleware:
             return None
         if method == "POST" and _COMMIT.match(path):
             return None  # the commit route enforces max_commit_body as it reads
+        if method == "POST" and _WEB_UPLOAD.match(path):
+            return None  # the upload page enforces max_web_upload as it reads
         return self.max_body
 
     @staticmethod

@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from hver.db.models import Account, Membership, Token, utcnow
+from hver.db.models import Account, Membership, Token, WebSession, utcnow
 from hver.errors import BadRequest, Conflict, NotFound, Unauthorized
 from hver.names import RepoType, split_repo_id, validate_namespace
 
@@ -312,7 +313,30 @@ def set_password(session: Session, name: str, password: str,
                  actor: Actor | str | None = CLI_ACTOR) -> None:
     user = get_user(session, name)
     user.password_hash = hash_password(password)
+    # A new password ends every browser session signed in with the old one.
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     _audit(session, actor, "user.password", name)
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+MAX_FULLNAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 320
+
+
+def update_profile(session: Session, name: str, fullname: str | None, email: str | None,
+                   actor: Actor | str | None = CLI_ACTOR) -> Account:
+    """Set a user's full name and email; blank clears them. BadRequest on a malformed email."""
+    user = get_user(session, name)
+    fullname = (fullname or "").strip() or None
+    email = (email or "").strip() or None
+    if fullname is not None and len(fullname) > MAX_FULLNAME_LENGTH:
+        raise BadRequest(f"Full names have at most {MAX_FULLNAME_LENGTH} characters.")
+    if email is not None and (len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email)):
+        raise BadRequest(f"{email!r} is not a valid email address.", code="InvalidEmail")
+    if (fullname, email) != (user.fullname, user.email):
+        user.fullname, user.email = fullname, email
+        _audit(session, actor, "user.profile", name)
+    return user
 
 
 def verify_password(session: Session, name: str, password: str) -> Actor:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -291,18 +292,61 @@ def list_repos(
         q = q.order_by(column.desc() if direction < 0 else column.asc(), Repo.id.desc())
     if not filters:
         return list(session.scalars(q.offset(offset).limit(limit)))
-    # Tag filters run over the candidates in order; cards are small JSON documents.
+    # Tag filters run over the candidates in order; cards are small JSON documents. The
+    # database first drops the rows whose JSON text cannot match, and the rest is read
+    # in batches, only as far as the page needs.
+    for f in filters:
+        maybe = _may_match(f)
+        if maybe is not None:
+            q = q.where(maybe)
     out: list[Repo] = []
     skipped = 0
-    for repo in session.scalars(q):
-        if all(tag_matches(f, repo.tags or [], repo.card_data) for f in filters):
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(repo)
-            if len(out) >= limit:
-                break
+    result = session.scalars(q.execution_options(yield_per=_FILTER_BATCH))
+    try:
+        for repo in result:
+            if all(tag_matches(f, repo.tags or [], repo.card_data) for f in filters):
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                out.append(repo)
+                if len(out) >= limit:
+                    break
+    finally:
+        result.close()
     return out
+
+
+_FILTER_BATCH = 100
+# Filter values whose JSON encoding is the value itself and that hold no LIKE escape or
+# `%` (`_` is a LIKE wildcard, which only widens the test).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9 _.:/+=@,-]+")
+
+
+def _may_match(filter_value: str) -> ColumnElement[bool] | None:
+    """A test on the stored JSON text that every repo `tag_matches` accepts passes (it may
+    pass others, which `tag_matches` then drops); None when the value is not plain.
+
+    A match is the value among the index tags (a JSON string: quoted), or, for
+    `key:value`, `str()` of something in the card: quoted when a string, else a number
+    or a boolean whose JSON text is the same up to case.
+    """
+    if _PLAIN_VALUE.fullmatch(filter_value) is None:
+        return None
+    test = cast(Repo.tags, Text).like(f'%"{filter_value}"%')
+    value = filter_value.partition(":")[2]
+    if not value:
+        return test
+    text = value.lower()
+    quote = "" if text in ("true", "false", "nan", "inf", "-inf") or _is_number(text) else '"'
+    return or_(test, func.lower(cast(Repo.card_data, Text)).like(f"%{quote}{text}{quote}%"))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _scoped_private(actor: Actor) -> list[ColumnElement[bool]]:
@@ -326,3 +370,10 @@ def count_download(hub: Hub, repo_id: int) -> None:
         session.execute(
             update(Repo).where(Repo.id == repo_id).values(downloads=Repo.downloads + 1)
         )
+
+
+def own_repos(session: Session, actor: Actor, limit: int = 10) -> list[Repo]:
+    """The repos of `actor`'s own namespace and of their orgs, most recently updated first."""
+    return list(session.scalars(
+        select(Repo).where(Repo.namespace.in_([actor.name, *actor.orgs]))
+        .order_by(Repo.last_modified.desc(), Repo.id.desc()).limit(limit)))

@@ -75,7 +75,11 @@ class Repo(Base):
     __tablename__ = "repos"
     __table_args__ = (
         UniqueConstraint("type", "namespace", "name", name="uq_repos_type_namespace_name"),
+        # One per listing sort: the rows of a type in the sort's order.
         Index("ix_repos_type_last_modified", "type", "last_modified"),
+        Index("ix_repos_type_created_at", "type", "created_at"),
+        Index("ix_repos_type_downloads", "type", "downloads"),
+        Index("ix_repos_type_likes", "type", "likes"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(8))
@@ -209,3 +213,14 @@ class Like(Base):
         ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebSession(Base):
+    """A browser's signed-in session; only the sha256 of the cookie's secret is kept."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -1,15 +1,16 @@
 """The HTML pages. GET only, registered after every API route, and never matching a path
 under an API prefix, so they cannot shadow the API.
 
-Everything a template shows is autoescaped; the one exception is a card rendered by
-`core.markdown.render_card`, which is sanitized HTML and passed in as `Markup`.
+Everything a template shows is autoescaped; the two exceptions, passed in as `Markup`, are
+a card rendered by `core.markdown.render_card` (sanitized HTML) and source highlighted by
+Pygments (which escapes the text itself and adds only class-named spans).
 """
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -17,24 +18,34 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import TextLexer, get_lexer_for_filename
+from pygments.util import ClassNotFound
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from hver.api.deps import base_url, get_actor, get_hub, load_repo, param
 from hver.api.gating import require_file_access
+from hver.core import access, safetensors_meta
+from hver.core import diff as core_diff
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
 from hver.core.accounts import Actor
 from hver.core.cards import as_list
 from hver.core.hub import Hub
 from hver.core.markdown import render_card
+from hver.core.refs import list_refs
 from hver.db.models import Repo
 from hver.errors import BadRequest, HverError, NotFound
 from hver.names import RESERVED_NAMESPACES, RepoType, validate_path
+from hver.web import preview as web_preview
+from hver.web.session import SignInRequired, csrf_for, login_url
 
 _HERE = Path(__file__).parent
 # Paths whose errors stay JSON whatever the client accepts: the API and the file protocols.
@@ -42,6 +53,8 @@ API_PREFIXES = ("/api/", "/xet/", "/_lfs/")
 PAGE_SIZE = 30
 COMMITS_PAGE = 50
 MAX_TEXT_BYTES = 512 * 1024
+MAX_HIGHLIGHT_BYTES = 256 * 1024  # larger text files are shown plain
+MAX_EVAL_ROWS = 200
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
 SORT_LABELS = {
     "lastModified": "Recently updated",
@@ -131,6 +144,9 @@ class Card:
     datasets: list[str]
     pipeline_tag: str | None
     library: str | None
+    co2_grams: float | None = None
+    # The model-index results: (task, dataset, metric, value).
+    evals: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 def card_of(repo: Repo) -> Card:
@@ -143,7 +159,65 @@ def card_of(repo: Repo) -> Card:
         datasets=as_list(data.get("datasets")),
         pipeline_tag=repo.pipeline_tag,
         library=repo.library_name,
+        co2_grams=_co2(data.get("co2_eq_emissions")),
+        evals=_evals(data.get("model-index")),
     )
+
+
+def _co2(value: Any) -> float | None:
+    """`co2_eq_emissions`: grams, as a number or as {"emissions": grams, ...}."""
+    if isinstance(value, dict):
+        value = value.get("emissions")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _evals(index: Any) -> list[tuple[str, str, str, str]]:
+    """(task, dataset, metric, value) rows of a card's `model-index`; malformed parts skipped."""
+    def label(d: Any) -> str:
+        if not isinstance(d, dict):
+            return ""
+        return str(d.get("name") or d.get("type") or "")
+
+    rows: list[tuple[str, str, str, str]] = []
+    for model in index if isinstance(index, list) else []:
+        results = model.get("results") if isinstance(model, dict) else None
+        for result in results if isinstance(results, list) else []:
+            if not isinstance(result, dict):
+                continue
+            metrics = result.get("metrics")
+            for metric in metrics if isinstance(metrics, list) else []:
+                if isinstance(metric, dict) and metric.get("value") is not None:
+                    rows.append((label(result.get("task")), label(result.get("dataset")),
+                                 label(metric), str(metric["value"])))
+    return rows[:MAX_EVAL_ROWS]
+
+
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def highlight(path: str, text: str) -> Markup:
+    """`text` as Pygments HTML: its own characters escaped, tokens in class-only spans."""
+    html = pygments_highlight(text, _lexer(path, len(text)), _FORMATTER)
+    # Pygments leaves quotes as they are; escape them as everywhere else on the page.
+    return Markup(html.replace("'", "&#39;"))
+
+
+def _line_count(text: str) -> int:
+    """Lines as Pygments shows them (it reads a lone CR as a line end too)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.count("\n") + (not text.endswith("\n"))
+
+
+def _lexer(path: str, size: int) -> Lexer:
+    if size <= MAX_HIGHLIGHT_BYTES:
+        try:
+            lexer: Lexer = get_lexer_for_filename(path, stripnl=False)
+            return lexer
+        except ClassNotFound:
+            pass
+    return TextLexer(stripnl=False)
 
 
 def usage(repo_type: RepoType, repo_id: str, endpoint: str) -> list[tuple[str, str]]:
@@ -183,14 +257,17 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def error_page(status: int, message: str | None = None) -> HTMLResponse:
+def error_page(status: int, message: str | None = None,
+               request: Request | None = None) -> HTMLResponse:
     if status >= 500 or message is None:
         message = {
             404: "This page does not exist, or you do not have access to it.",
             500: "The server could not complete this request. Please try again later.",
         }.get(status, "The request could not be completed.")
     title = _STATUS_TITLES.get(status, "Error")
-    return render("error.html", status=status, title=title, status_code=status, message=message)
+    common = _common(request) if request is not None else {}
+    return render("error.html", status=status, title=title, status_code=status, message=message,
+                  **common)
 
 
 Handler = Callable[[Request, Any], Any]
@@ -201,7 +278,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     handlers = app.exception_handlers
 
-    def wrap(key: Any, page: Callable[[Any], HTMLResponse]) -> None:
+    def wrap(key: Any, page: Callable[[Request, Any], Response]) -> None:
         original: Handler | None = handlers.get(key)
         if original is None:  # pragma: no cover - api.errors installs all three
             return
@@ -209,14 +286,19 @@ def install(app: FastAPI) -> None:
         async def handler(request: Request, exc: Any) -> Any:
             response = await original(request, exc)
             if wants_html(request):
-                return page(exc)
+                return page(request, exc)
             return response
 
         handlers[key] = handler
 
-    wrap(HverError, lambda exc: error_page(exc.status, exc.message))
-    wrap(HTTPException, lambda exc: error_page(exc.status_code))
-    wrap(Exception, lambda exc: error_page(500))
+    def hver_error(request: Request, exc: HverError) -> Response:
+        if isinstance(exc, SignInRequired):
+            return RedirectResponse(login_url(exc.next_url), status_code=303)
+        return error_page(exc.status, exc.message, request)
+
+    wrap(HverError, hver_error)
+    wrap(HTTPException, lambda request, exc: error_page(exc.status_code, request=request))
+    wrap(Exception, lambda request, exc: error_page(500, request=request))
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -230,7 +312,10 @@ async def _page(request: Request) -> tuple[Hub, Actor | None]:
 
 
 def _common(request: Request) -> dict[str, Any]:
-    return {"search_query": request.query_params.get("search", "")}
+    """What the layout of every page shows: the search box, and who is signed in."""
+    return {"search_query": request.query_params.get("search", ""),
+            "me": getattr(request.state, "hver_actor", None), "csrf": csrf_for(request),
+            "here": request.url.path}
 
 
 @router.get("/static/hver.css")
@@ -245,7 +330,7 @@ async def home(request: Request) -> HTMLResponse:
 
     def run() -> dict[str, list[Repo]]:
         with hub.db.read() as session:
-            out = {}
+            out = {"own": core_repos.own_repos(session, actor) if actor is not None else []}
             for t in (RepoType.model, RepoType.dataset):
                 for sort in ("lastModified", "downloads"):
                     out[f"{t.value}_{sort}"] = core_repos.list_repos(
@@ -318,7 +403,8 @@ def _listing(repo_type: RepoType) -> Any:
             next_url=page_url(page + 1) if len(repos) > PAGE_SIZE else None,
             search=search, author=author, sort=sort, sorts=SORT_LABELS, named=named,
             extra_filters=[f for f in q.getlist("filter") if f],
-            search_query=search if repo_type is RepoType.model else "",
+            **(_common(request) | {"search_query": search if repo_type is RepoType.model
+                                   else ""}),
         )
 
     return listing
@@ -331,6 +417,16 @@ class _RepoView:
     revision: str
     commit: str
     url: str
+    admin: bool = False  # may the viewer change the repo's settings (the Settings tab)
+
+
+def is_repo_admin(actor: Actor | None, repo: Repo) -> bool:
+    """Whether the actor may change the repo's settings: `access.require_admin`'s rule."""
+    try:
+        access.require_admin(actor, repo)
+    except HverError:
+        return False
+    return True
 
 
 def _open(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
@@ -338,7 +434,8 @@ def _open(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
-    view = _RepoView(repo, repo_type, revision, commit, repo_url(repo_type, repo.repo_id))
+    view = _RepoView(repo, repo_type, revision, commit, repo_url(repo_type, repo.repo_id),
+                     admin=is_repo_admin(actor, repo))
     return view, git
 
 
@@ -348,6 +445,8 @@ def _repo_page(repo_type: RepoType) -> Any:
         endpoint = base_url(request)
 
         def run() -> dict[str, Any]:
+            from hver.web.settings import repo_viewer  # that module builds on this one
+
             view, git = _open(hub, actor, repo_type, ns, name, core_repos.DEFAULT_BRANCH)
             card_html = None
             try:
@@ -357,8 +456,15 @@ def _repo_page(repo_type: RepoType) -> Any:
             if readme is not None and readme.lfs is None:
                 text = git.blob(readme.oid).decode("utf-8", "replace")
                 card_html = Markup(render_card(text))  # sanitized: the one safe HTML
+            files = core_tree.list_files(git, view.commit)
+            tensors = safetensors_meta.repo_meta(hub, git, view.repo.id, files)
             return {"view": view, "card": card_of(view.repo), "card_html": card_html,
-                    "usage": usage(repo_type, view.repo.repo_id, endpoint)}
+                    "total_size": sum(f.size for f in files), "tensors": tensors,
+                    "params": safetensors_meta.format_count(tensors.total) if tensors else None,
+                    "usage": usage(repo_type, view.repo.repo_id, endpoint),
+                    "data_preview": web_preview.card_preview(hub, actor, view, git, endpoint)
+                    if repo_type is RepoType.dataset else None,
+                    **repo_viewer(hub, actor, view.repo)}
 
         context = await run_in_threadpool(run)
         return render("repo.html", tab="card", **context, **_common(request))
@@ -381,12 +487,18 @@ def _tree_page(repo_type: RepoType) -> Any:
                 raise NotFound(f"{path} is a file, not a folder.")
             entries.sort(key=lambda f: (not f.is_dir, f.path.lower()))
             return {"view": view, "entries": entries, "path": path,
-                    "crumbs": _crumbs(path)}
+                    "crumbs": _crumbs(path), "refs": _refs(git)}
 
         context = await run_in_threadpool(run)
         return render("tree.html", tab="files", **context, **_common(request))
 
     return tree_page
+
+
+def _refs(git: Any) -> dict[str, Any]:
+    """The branches and tags the revision selector offers."""
+    refs = list_refs(git, include_prs=False)
+    return {"branches": refs["branches"], "tags": refs["tags"]}
 
 
 def _crumbs(path: str) -> list[tuple[str, str]]:
@@ -416,7 +528,9 @@ def _blob_page(repo_type: RepoType) -> Any:
                     except UnicodeDecodeError:
                         text = None
             return {"view": view, "info": info, "path": path, "text": text,
-                    "image": media in IMAGE_TYPES, "crumbs": _crumbs(path),
+                    "code": highlight(path, text) if text is not None else None,
+                    "line_count": _line_count(text) if text else 0,
+                    "image": media in IMAGE_TYPES, "crumbs": _crumbs(path), "refs": _refs(git),
                     "download": f"{view.url}/resolve/{rev_segment(view.revision)}/"
                                 f"{path_segments(path)}"}
 
@@ -427,17 +541,30 @@ def _blob_page(repo_type: RepoType) -> Any:
 
 
 def _commits_page(repo_type: RepoType) -> Any:
-    async def commits_page(request: Request, ns: str, name: str, revision: str) -> HTMLResponse:
+    async def commits_page(request: Request, ns: str, name: str, revision: str,
+                           path: str = "") -> HTMLResponse:
         hub, actor = await _page(request)
         page = _int_param(request, "p")
+        path = param(path).strip("/")
+        if path:
+            validate_path(path)
 
         def run() -> dict[str, Any]:
             view, git = _open(hub, actor, repo_type, ns, name, param(revision))
             start = page * COMMITS_PAGE
-            chunk = list(islice(git.history(view.commit), start, start + COMMITS_PAGE + 1))
+            scan_limited = path_is_dir = False
+            if path:
+                path_is_dir = core_tree.get_entry(git, view.commit, path).is_dir
+                found = core_diff.path_history(git, view.commit, path, start, COMMITS_PAGE)
+                chunk, more, scan_limited = found.commits, found.more, found.scan_limited
+            else:
+                chunk = list(islice(git.history(view.commit), start, start + COMMITS_PAGE + 1))
+                more = len(chunk) > COMMITS_PAGE
             commits = [{"id": c.id, "title": c.title, "author": c.author.split(" <", 1)[0],
                         "date": day(c.timestamp)} for c in chunk[:COMMITS_PAGE]]
-            return {"view": view, "commits": commits, "more": len(chunk) > COMMITS_PAGE}
+            return {"view": view, "commits": commits, "more": more, "path": path,
+                    "crumbs": _crumbs(path), "refs": _refs(git), "scan_limited": scan_limited,
+                    "scan_max": core_diff.HISTORY_SCAN, "path_is_dir": path_is_dir}
 
         context = await run_in_threadpool(run)
         base = f"{request.url.path}?p="
@@ -447,6 +574,32 @@ def _commits_page(repo_type: RepoType) -> Any:
                       **context, **_common(request))
 
     return commits_page
+
+
+def _commit_page(repo_type: RepoType) -> Any:
+    async def commit_page(request: Request, ns: str, name: str, oid: str) -> HTMLResponse:
+        hub, actor = await _page(request)
+        site = base_url(request)
+
+        def run() -> dict[str, Any]:
+            repo = load_repo(hub, actor, repo_type, ns, name)
+            require_file_access(hub, actor, repo, site)  # diffs show file content
+            git = hub.git.open(repo.storage_key)
+            commit = core_diff.find_commit(git, param(oid))
+            view = _RepoView(repo, repo_type, commit.id, commit.id,
+                             repo_url(repo_type, repo.repo_id), admin=is_repo_admin(actor, repo))
+            when = datetime.fromtimestamp(commit.timestamp, UTC)
+            return {"view": view, "commit": commit, "diff": core_diff.commit_diff(git, commit),
+                    "author": commit.author.split(" <", 1)[0],
+                    "body": commit.message.partition("\n")[2].strip("\n"),
+                    "when": when, "when_text": when.strftime("%Y-%m-%d %H:%M UTC"),
+                    "max_lines": core_diff.MAX_LINES, "max_files": core_diff.MAX_FILES,
+                    "max_blob": human_size(core_diff.MAX_BLOB_BYTES)}
+
+        context = await run_in_threadpool(run)
+        return render("commit.html", tab="commits", **context, **_common(request))
+
+    return commit_page
 
 
 def _add(path: str, endpoint: Any) -> None:
@@ -465,6 +618,11 @@ def _routes(types: Sequence[RepoType]) -> None:
         _add(f"{base}/tree/{{revision}}/{{path:path}}", _tree_page(t))
         _add(f"{base}/blob/{{revision}}/{{path:path}}", _blob_page(t))
         _add(f"{base}/commits/{{revision}}", _commits_page(t))
+        _add(f"{base}/commits/{{revision}}/{{path:path}}", _commits_page(t))
+        _add(f"{base}/commit/{{oid}}", _commit_page(t))
+    viewer = f"/{RepoType.dataset.url_prefix}{{ns:hver_ns}}/{{name}}/viewer"
+    _add(viewer, web_preview.viewer_page)
+    _add(f"{viewer}/{{config}}/{{split}}", web_preview.viewer_page)
 
 
 _routes(list(RepoType))

@@ -1,0 +1,255 @@
+"""What a commit changed, file by file, and which commits changed a path.
+
+A commit is compared with its first parent (the initial commit with the empty tree).
+Text files get unified-diff hunks; binary files and LFS files get their sizes (and
+sha256 for LFS), never their pointer text. The work is bounded: blobs over
+`MAX_BLOB_BYTES` are not diffed, and a commit's diffs stop after `MAX_LINES` lines or
+`MAX_FILES` files, with the result saying so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Literal
+
+from dulwich.diff_tree import tree_changes
+from dulwich.objects import ObjectID
+from dulwich.objects import TreeEntry as GitTreeEntry
+
+from hver.core.tree import FileInfo, describe
+from hver.errors import NotFound
+from hver.storage.git import CommitInfo, GitRepo, TreeEntry
+
+MAX_BLOB_BYTES = 512 * 1024  # larger text files are listed, not diffed
+MAX_LINES = 5000  # diff lines (context included) shown for one commit
+MAX_FILES = 300  # changed files listed for one commit
+CONTEXT = 3
+HISTORY_SCAN = 10_000  # commits examined for one page of a path's history
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+Status = Literal["added", "deleted", "modified"]
+Kind = Literal["text", "binary", "lfs", "too_large", "over_limit"]
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: Literal["context", "add", "del", "note"]
+    old: int | None  # line number in the old file
+    new: int | None  # line number in the new file
+    text: str
+
+
+@dataclass(frozen=True)
+class Hunk:
+    header: str  # "@@ -1,3 +1,4 @@"
+    lines: list[Line]
+
+
+@dataclass
+class FileChange:
+    path: str
+    status: Status
+    old: FileInfo | None
+    new: FileInfo | None
+    kind: Kind = "text"
+    hunks: list[Hunk] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+
+
+@dataclass
+class CommitDiff:
+    commit: CommitInfo
+    parent: str | None  # the commit compared with; None: the empty tree
+    files: list[FileChange]
+    more_files: bool  # files beyond MAX_FILES were left out
+    truncated: bool  # some text diffs were left out to stay under MAX_LINES
+
+    @property
+    def added(self) -> int:
+        return sum(f.added for f in self.files)
+
+    @property
+    def removed(self) -> int:
+        return sum(f.removed for f in self.files)
+
+
+def find_commit(git: GitRepo, oid: str) -> CommitInfo:
+    """The commit with full sha `oid` in this repository; NotFound for anything else."""
+    if not _SHA_RE.match(oid) or not git.has_commit(oid):
+        raise NotFound(f"Commit {oid} not found in this repository.")
+    return git.commit(oid)
+
+
+def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
+                max_files: int = MAX_FILES, max_blob: int = MAX_BLOB_BYTES) -> CommitDiff:
+    """The changes `commit` made, against its first parent."""
+    parent = commit.parents[0] if commit.parents else None
+    old_tree = git.commit(parent).tree if parent else None
+    changes = tree_changes(
+        git.repo.object_store, _oid(old_tree) if old_tree else None, _oid(commit.tree))
+    files: list[FileChange] = []
+    more_files = False
+    budget = max_lines
+    truncated = False
+    for change in changes:
+        if len(files) == max_files:
+            more_files = True
+            break
+        old = _info(git, change.old)
+        new = _info(git, change.new)
+        if new is not None:
+            fc = FileChange(new.path, "modified" if old else "added", old, new)
+        elif old is not None:
+            fc = FileChange(old.path, "deleted", old, new)
+        else:  # pragma: no cover - tree_changes yields no empty changes
+            continue
+        _fill(git, fc, budget, max_blob)
+        if fc.kind == "over_limit":
+            truncated = True
+        budget -= sum(len(h.lines) for h in fc.hunks)
+        files.append(fc)
+    return CommitDiff(commit, parent, files, more_files, truncated)
+
+
+def _oid(sha: str) -> ObjectID:
+    return ObjectID(sha.encode())
+
+
+def _info(git: GitRepo, entry: GitTreeEntry | None) -> FileInfo | None:
+    if entry is None or entry.path is None or entry.sha is None:
+        return None
+    path = entry.path.decode("utf-8", "surrogateescape")
+    return describe(git, TreeEntry(path, entry.mode, entry.sha.decode()))
+
+
+def _text(git: GitRepo, info: FileInfo | None, max_blob: int) -> str | None | Literal[False]:
+    """The file as text; None when absent; False when binary or too large to diff."""
+    if info is None:
+        return None
+    if info.size > max_blob:
+        return False
+    data = git.blob(info.oid)
+    if b"\0" in data[:8000]:
+        return False
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+
+
+def _fill(git: GitRepo, fc: FileChange, budget: int, max_blob: int) -> None:
+    if (fc.old and fc.old.lfs) or (fc.new and fc.new.lfs):
+        fc.kind = "lfs"
+        return
+    if max((i.size for i in (fc.old, fc.new) if i), default=0) > max_blob:
+        fc.kind = "too_large"
+        return
+    old, new = _text(git, fc.old, max_blob), _text(git, fc.new, max_blob)
+    if old is False or new is False:
+        fc.kind = "binary"
+        return
+    if budget <= 0:
+        fc.kind = "over_limit"
+        return
+    hunks = list(unified_hunks(old or "", new or ""))
+    if sum(len(h.lines) for h in hunks) > budget:
+        fc.kind = "over_limit"
+        return
+    fc.hunks = hunks
+    fc.added = sum(1 for h in hunks for ln in h.lines if ln.kind == "add")
+    fc.removed = sum(1 for h in hunks for ln in h.lines if ln.kind == "del")
+
+
+def _range(start: int, length: int) -> str:
+    """A hunk header range, as `diff -u` writes it."""
+    if length == 1:
+        return str(start + 1)
+    if length == 0:
+        return f"{start},0"
+    return f"{start + 1},{length}"
+
+
+def unified_hunks(old: str, new: str, context: int = CONTEXT) -> Iterator[Hunk]:
+    """The hunks of `diff -u old new`, each line with its old and new line numbers."""
+    a, b = _lines(old), _lines(new)
+    matcher = difflib.SequenceMatcher(None, a, b)
+    for group in matcher.get_grouped_opcodes(context):
+        first, last = group[0], group[-1]
+        header = (f"@@ -{_range(first[1], last[2] - first[1])} "
+                  f"+{_range(first[3], last[4] - first[3])} @@")
+        lines: list[Line] = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for k in range(i2 - i1):
+                    _append(lines, Line("context", i1 + k + 1, j1 + k + 1, a[i1 + k]),
+                            i1 + k + 1 == len(a))
+                continue
+            for k in range(i1, i2):
+                _append(lines, Line("del", k + 1, None, a[k]), k + 1 == len(a))
+            for k in range(j1, j2):
+                _append(lines, Line("add", None, k + 1, b[k]), k + 1 == len(b))
+        yield Hunk(header, lines)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as git counts them: ended by LF only, each keeping its LF."""
+    parts = text.split("\n")
+    out = [f"{p}\n" for p in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
+def _append(lines: list[Line], line: Line, last: bool) -> None:
+    text = line.text
+    ended = text.endswith("\n")
+    lines.append(Line(line.kind, line.old, line.new, text.rstrip("\n").removesuffix("\r")))
+    if last and not ended:
+        lines.append(Line("note", None, None, "No newline at end of file"))
+
+
+# -- history of a path ------------------------------------------------------------------------
+
+
+@dataclass
+class PathHistory:
+    commits: list[CommitInfo]
+    more: bool  # commits beyond this page touched the path
+    scan_limited: bool  # the walk stopped at HISTORY_SCAN commits
+
+
+def path_history(git: GitRepo, start: str, path: str, offset: int, limit: int,
+                 max_scan: int = HISTORY_SCAN) -> PathHistory:
+    """Commits reachable from `start` that changed `path` (a file or a folder), newest
+    first: those where it differs from every parent. Examines at most `max_scan` commits.
+    """
+    entries: dict[str, str | None] = {}
+
+    def entry(commit: str, tree: str | None = None) -> str | None:
+        """`path` in `commit` as (mode, sha), or None when absent."""
+        if commit not in entries:
+            hit = git.lookup(tree or git.commit(commit).tree, path)
+            entries[commit] = f"{hit.mode:o} {hit.sha}" if hit else None
+        return entries[commit]
+
+    found: list[CommitInfo] = []
+    scanned = 0
+    for c in islice(git.history(start), max_scan):
+        scanned += 1
+        here = entry(c.id, c.tree)
+        # A root commit changed the path if it has it; any other, if no parent agrees.
+        changed = all(entry(p) != here for p in c.parents) if c.parents else here is not None
+        if changed:
+            found.append(c)
+            if len(found) > offset + limit:
+                break
+        # Only the entries of commits still to come are needed again.
+        entries.pop(c.id, None)
+    return PathHistory(found[offset:offset + limit], len(found) > offset + limit,
+                       scanned >= max_scan and len(found) <= offset + limit)
