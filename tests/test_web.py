@@ -149,7 +149,7 @@ def test_repo_page_card_metadata_and_usage(server: Server, api,  # type: ignore[
     assert ">fr</a>" in page and ">de</a>" in page and ">tiny</a>" in page
     assert f'<a href="/{base}">{base}</a>' in page
     assert '<a href="/datasets/someone/corpus">someone/corpus</a>' in page
-    assert "fill-mask" in page and "<dt>Downloads</dt>" in page and "<dt>Likes</dt>" in page
+    assert "fill-mask" in page and "<dt>Downloads</dt>" in page and "0 likes" in page
     assert "Use this model" in page
     assert f"HF_ENDPOINT={server.endpoint}" in page
     assert f'os.environ[&#34;HF_ENDPOINT&#34;] = &#34;{server.endpoint}&#34;' in page
