@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from webforms import browser as _browser
 from webforms import csrf as _csrf
@@ -120,3 +121,67 @@ def test_malformed_login_form(server: Server) -> None:
         r = b.post("/login", content=b"--x\r\nbroken", headers={
             "Content-Type": "multipart/form-data; boundary=x"})
         assert 400 <= r.status_code < 500
+
+
+def test_login_refuses_opaque_and_malformed_origins(server: Server, web_user_factory) -> None:  # type: ignore[no-untyped-def]
+    who = web_user_factory()
+    with _browser(server) as b:
+        for origin in ("null", "http://[", "http://127.0.0.1:1"):
+            r = b.post("/login", data={"username": who.name, "password": who.password},
+                       headers={"Origin": origin})
+            assert r.status_code == 403, origin
+        assert "hver_session" not in b.cookies
+        # A `next` with control characters or an unparsable URL goes home.
+        for target in ("/\t/[", "/a\nb"):
+            r = b.get("/login", params={"next": target})
+            assert r.status_code == 200 and 'name="next" value="/"' in r.text
+
+
+def test_home_keeps_to_a_fine_grained_tokens_scope(server: Server, web_user_factory) -> None:  # type: ignore[no-untyped-def]
+    who = web_user_factory()
+    from huggingface_hub import HfApi
+    mine = HfApi(endpoint=server.endpoint, token=who.token)
+    inside, outside = f"{who.name}/in-scope", f"{who.name}/out-of-scope"
+    for repo_id in (inside, outside):
+        mine.create_repo(repo_id, private=True)
+    scoped = server.hver("token", "create", who.name, "--fine-grained", "--repo", f"{inside}:read")
+    home = httpx.get(f"{server.endpoint}/", headers={"Accept": "text/html",
+                                                     "Authorization": f"Bearer {scoped}"}).text
+    assert f'href="/{inside}"' in home and f'href="/{outside}"' not in home
+
+
+def test_files_never_run_in_the_browser(server: Server, api, repo_factory) -> None:  # type: ignore[no-untyped-def]
+    """Repo files are served from the origin the session cookie lives on: the browser is
+    told never to render active content from them."""
+    import io
+
+    from huggingface_hub import CommitOperationAdd
+    repo_id = repo_factory()
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    files = {"x.svg": svg, "x.xhtml": b"<html xmlns='http://www.w3.org/1999/xhtml'/>",
+             "x.xml": b"<a/>", "x.html": b"<script>alert(1)</script>", "x.png": b"\x89PNG",
+             "big.svg": svg + b"<!--" + b"x" * 11_000_000 + b"-->"}
+    api.create_commit(repo_id, [CommitOperationAdd(path_in_repo=p, path_or_fileobj=io.BytesIO(d))
+                                for p, d in files.items()], commit_message="files")
+    expected = {"x.svg": "application/octet-stream", "x.xhtml": "application/octet-stream",
+                "x.xml": "application/octet-stream", "x.html": "text/plain; charset=utf-8",
+                "x.png": "image/png", "big.svg": "application/octet-stream"}
+    for path, media in expected.items():
+        r = httpx.get(f"{server.endpoint}/{repo_id}/resolve/main/{path}", follow_redirects=True,
+                      timeout=60)
+        assert r.status_code == 200 and r.content == files[path], path
+        assert r.headers["content-type"] == media, path
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert "sandbox" in r.headers["content-security-policy"], path
+
+
+def test_web_upload_exemption_is_only_the_upload_route(server: Server) -> None:
+    """Only the upload form may send a body over `max_request_body`; a path that merely
+    contains `/upload/` (a dataset named `upload`) is refused before it is read."""
+    body = b"x" * (11 * 1024 * 1024)
+    for path in ("/datasets/someone/upload/ask-access", "/datasets/someone/upload/like",
+                 "/someone/upload/settings/visibility"):
+        r = httpx.post(f"{server.endpoint}{path}", content=body, timeout=60,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 413, path
+        assert r.headers["x-error-message"].startswith("Request body is larger than"), path

@@ -6,18 +6,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, RepoFile, hf_hub_download
 from webforms import alert as _alert
 from webforms import browser as _browser
 from webforms import csrf as _csrf
 from webforms import sign_in as _sign_in
 from webforms import signed_in as _signed_in
+
+from hver.core.web_upload import FormLimits, FormUpload
+from hver.storage.blobs import LocalBlobStore
 
 Server = Any
 HTML = {"Accept": "text/html"}
@@ -36,6 +40,14 @@ def _head(api: HfApi, repo_id: str, repo_type: str = "model", revision: str = "m
 def _staged(server: Server) -> set[str]:
     """Upload staging files in the server's data directory."""
     return {p.name for p in (server.data / "tmp").glob("upload-*")}
+
+
+def _own_server_user(srv: Server, prefix: str) -> tuple[str, HfApi, str]:
+    """A user with a write token and a password on a server of `server_factory`."""
+    name, _, api = srv.new_user_api(prefix)
+    password = f"pw-{uuid.uuid4().hex}"
+    srv.hver("user", "set-password", name, stdin=f"{password}\n")
+    return name, api, password
 
 
 # Module-scoped users: making one takes a few CLI runs. Each test uses its own repos.
@@ -228,6 +240,11 @@ def test_upload_refusals_write_nothing(server: Server, writer: Any, writer_api: 
         # Not multipart at all.
         r = b.post(f"/{model}/upload/main", data={"csrf": csrf})
         assert r.status_code == 400
+        # The same file name twice.
+        r = b.post(f"/{model}/upload/main", data={"csrf": csrf},
+                   files=[("files", ("a.txt", b"1", "text/plain")), *one,
+                          ("files", ("a.txt", b"2", "text/plain"))])
+        assert r.status_code == 400 and "a.txt was sent twice" in _alert(r.text)
     with _signed_in(server, reader) as b:
         assert b.get(f"/{model}/upload/main").status_code == 403
         tree = b.get(f"/{model}/tree/main").text
@@ -264,9 +281,7 @@ def test_private_repo_stays_missing(server: Server, writer: Any, writer_api: HfA
 
 def test_upload_size_limit(server_factory) -> None:  # type: ignore[no-untyped-def]
     srv = server_factory(max_web_upload="200000")
-    name, token, api = srv.new_user_api("small")
-    password = f"pw-{uuid.uuid4().hex}"
-    srv.hver("user", "set-password", name, stdin=f"{password}\n")
+    name, api, password = _own_server_user(srv, "small")
     api.create_repo(f"{name}/limited")
     head = _head(api, f"{name}/limited")
     with _browser(srv) as b:
@@ -281,6 +296,61 @@ def test_upload_size_limit(server_factory) -> None:  # type: ignore[no-untyped-d
         assert r.status_code == 413 and "larger than 200000 bytes" in _alert(r.text)
     assert _head(api, f"{name}/limited") == head
     assert not list((srv.data / "tmp").glob("upload-*"))
+
+
+def test_small_files_beyond_the_commit_body_go_to_lfs(  # type: ignore[no-untyped-def]
+        server_factory, tmp_path: Path) -> None:
+    # Git blobs are held in memory for the commit: at most max_commit_body bytes of them.
+    srv = server_factory(max_commit_body="65536")
+    name, api, password = _own_server_user(srv, "inline")
+    repo_id = f"{name}/texts"
+    api.create_repo(repo_id)
+    texts = {f"t{i}.txt": (f"line {i}\n" * 2500).encode()[:20_000] for i in range(5)}
+    with _browser(srv) as b:
+        assert _sign_in(b, name, password).status_code == 303
+        csrf = _csrf(b.get(f"/{repo_id}/upload/main").text)
+        r = b.post(f"/{repo_id}/upload/main", data={"csrf": csrf},
+                   files=[("files", (n, data, "text/plain")) for n, data in texts.items()])
+        assert r.status_code == 303, r.text
+    infos = {i.path: i for i in api.get_paths_info(repo_id, list(texts))
+             if isinstance(i, RepoFile)}
+    # In form order: three fit in 65,536 bytes (60,000), the other two do not.
+    assert [infos[n].lfs is None for n in texts] == [True, True, True, False, False]
+    for n, data in texts.items():
+        lfs = infos[n].lfs
+        assert lfs is None or (lfs.sha256 == hashlib.sha256(data).hexdigest()
+                               and lfs.size == len(data)), n
+        stored = hf_hub_download(repo_id, n, cache_dir=tmp_path, endpoint=srv.endpoint)
+        assert Path(stored).read_bytes() == data, n
+    assert not list((srv.data / "tmp").glob("upload-*"))
+
+
+def test_abort_while_a_chunk_is_fed_leaves_no_staging_file(tmp_path: Path) -> None:
+    """A cancelled request aborts the form while its worker thread is still feeding it."""
+    staging = tmp_path / "staging"
+    store = LocalBlobStore(tmp_path / "blobs", staging)
+    in_feed, go_on = threading.Event(), threading.Event()
+
+    def check_guard(token: str | None) -> None:
+        in_feed.set()  # the guard field is read: the file part comes next in this chunk
+        assert go_on.wait(10)
+
+    form = FormUpload(store, b"b0undary", FormLimits(10, 10, 1000), "csrf", check_guard)
+    body = (b"--b0undary\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n"
+            b"--b0undary\r\nContent-Disposition: form-data; name=\"files\"; "
+            b"filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+            b"--b0undary\r\nContent-Disposition: form-data; name=\"files\"; filename=\"b.t")
+    feeder = threading.Thread(target=form.feed, args=(body,))
+    feeder.start()
+    assert in_feed.wait(10)
+    form.abort()  # returns at once: the feeding thread is waiting in check_guard
+    assert feeder.is_alive()
+    go_on.set()
+    feeder.join(10)
+    assert not feeder.is_alive()
+    assert form.files == [] and list(staging.iterdir()) == []
+    form.feed(b'xt"\r\n\r\nmore')  # a chunk after the abort opens nothing
+    assert form.files == [] and list(staging.iterdir()) == []
 
 
 # --- editing ---------------------------------------------------------------------------

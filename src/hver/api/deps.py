@@ -50,18 +50,17 @@ def bearer_token(request: Request) -> str | None:
 
 
 SESSION_COOKIE = "hver_session"
-# Where a browser session's cookie stands for its user: reads of pages and files. API
-# calls and every write by a client authenticate with a token; the web's own forms
-# check a CSRF token besides (`hver.web.session`).
-_COOKIE_METHODS = ("GET", "HEAD", "POST")
-_NO_COOKIE_PREFIXES = ("/api/", "/xet/", "/_lfs/")
 
 
 def session_secret(request: Request) -> str | None:
-    """The browser session's secret, where a cookie may authenticate this request."""
-    if request.method not in _COOKIE_METHODS or request.url.path.startswith(_NO_COOKIE_PREFIXES):
-        return None
-    if request.method == "POST" and not getattr(request.state, "hver_page", False):
+    """The browser session's secret, where the cookie may stand for its user: on the web
+    UI's own pages and forms (which mark the request as a page, and whose forms check a
+    CSRF token) and on file downloads (`/resolve/`, GET and HEAD). Never on an API call:
+    clients authenticate with a token."""
+    route = request.scope.get("route")
+    download = (request.method in ("GET", "HEAD")
+                and "/resolve/{revision}/" in getattr(route, "path", ""))
+    if not (download or getattr(request.state, "hver_page", False)):
         return None
     return request.cookies.get(SESSION_COOKIE) or None
 

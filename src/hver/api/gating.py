@@ -56,10 +56,12 @@ class GrantBody(_Body):
 async def _form(request: Request) -> dict[str, Any]:
     """The gate form's answers: a JSON object or an urlencoded form (a `fields` key of
     either may hold them, as an object or a JSON string)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise BadRequest("The access request form is too large.", status=413,
-                         code="PayloadTooLarge")
+    body = b""
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_FORM_BYTES:  # refused before the rest is read
+            raise BadRequest("The access request form is too large.", status=413,
+                             code="PayloadTooLarge")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     data: Any
     if not body.strip():

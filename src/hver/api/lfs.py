@@ -14,7 +14,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
 from hver.api.gating import require_file_access
-from hver.api.util import RangeNotSatisfiable, parse_range, receive_into
+from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, receive_into
 from hver.core import access
 from hver.core import lfs as core_lfs
 from hver.core import xet as core_xet
@@ -228,8 +228,8 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
     commit, repo = q.get("commit", ""), q.get("repo", "")
     signer.verify("download", oid, commit, repo, exp=q.get("exp", ""), sig=q.get("sig", ""))
     path = hub.blobs.local_path(blob_key(oid))
-    headers = {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
-               "private, max-age=31536000, immutable"}
+    headers = FILE_HEADERS | {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
+                              "private, max-age=31536000, immutable"}
     if commit:
         headers["X-Repo-Commit"] = commit
     filename = q.get("filename") or None

@@ -47,6 +47,7 @@ from hver.config import Settings
 from hver.core import xet as core_xet
 from hver.core.signing import Signer
 from hver.errors import HverError, PayloadTooLarge
+from hver.names import RESERVED_NAMESPACES
 
 WINDOW = 60.0  # seconds: limits are requests per minute
 SWEEP_EVERY = 60.0  # seconds between removals of full (idle) buckets
@@ -56,7 +57,11 @@ _CAS = re.compile(r"^/xet/[^/]+/")
 _COMMIT = re.compile(r"^/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/.+$")
 _OWN_BODY_LIMIT = re.compile(r"^/(?:_lfs/upload/|xet/)")
 # The web UI's upload form: a page URL, so never under the API prefixes.
-_WEB_UPLOAD = re.compile(r"^/(?:datasets/|spaces/)?(?!api/|xet/|_lfs/)[^/]+/[^/]+/upload/.+$")
+# Exactly the route's shape: a model's namespace is never a reserved name, so
+# `/datasets/{ns}/upload/...` (a dataset `ns/upload`) is not a model upload.
+_RESERVED = "|".join(re.escape(n) for n in sorted({*RESERVED_NAMESPACES, "xet"}))
+_WEB_UPLOAD = re.compile(
+    rf"^/(?:(?:datasets|spaces)/|(?!(?:{_RESERVED})/))[^/]+/[^/]+/upload/[^/]+(?:/.*)?$")
 
 
 @dataclass

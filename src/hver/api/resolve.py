@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo, param
 from hver.api.gating import require_file_access
-from hver.api.util import RangeNotSatisfiable, parse_range
+from hver.api.util import FILE_HEADERS, INLINE_IMAGE_TYPES, RangeNotSatisfiable, parse_range
 from hver.api.xet import read_token_url
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
@@ -67,7 +67,7 @@ def _handler(repo_type: RepoType) -> Any:
             base_url(request),
         )
         commit, info, data = found.commit, found.info, found.data
-        headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
+        headers = FILE_HEADERS | {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
                    "Access-Control-Expose-Headers":
                    "X-Repo-Commit, X-Linked-Etag, X-Linked-Size, ETag, Content-Range, "
                    "X-Xet-Hash, Link"}
@@ -95,6 +95,8 @@ def _handler(repo_type: RepoType) -> Any:
         media = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         if media.startswith("text/") or filename.endswith((".json", ".md", ".txt", ".yaml")):
             media = "text/plain; charset=utf-8"
+        elif media not in INLINE_IMAGE_TYPES:  # svg, xhtml, xml, pdf...: never rendered
+            media = "application/octet-stream"
         try:
             rng = parse_range(request.headers.get("range"), len(data))
         except RangeNotSatisfiable:

@@ -136,3 +136,13 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BadRequest(f"Body is larger than {limit} bytes.", status=413,
                              code="PayloadTooLarge")
     return bytes(buf)
+
+
+# On every response that carries a repo's file content. Files are anyone's uploads,
+# served from the hub's own origin, where a browser session lives: a browser must never
+# run them (no sniffing into HTML, no scripts, no plugins, a sandboxed document).
+FILE_HEADERS = {"X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox"}
+# The types a browser may show inline as they are; everything else is text or bytes.
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                                "image/bmp", "image/avif"})

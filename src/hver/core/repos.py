@@ -270,14 +270,7 @@ def list_repos(
     offset: int = 0,
     limit: int = 100,
 ) -> list[Repo]:
-    q = select(Repo).where(Repo.type == repo_type.value)
-    if actor is None:
-        q = q.where(Repo.private.is_(False))
-    elif actor.scopes is not None:
-        q = q.where(or_(Repo.private.is_(False), *_scoped_private(actor)))
-    elif not actor.is_admin:
-        visible = [actor.name, *actor.orgs]
-        q = q.where(or_(Repo.private.is_(False), Repo.namespace.in_(visible)))
+    q = select(Repo).where(Repo.type == repo_type.value, *_visible_to(actor))
     if author:
         q = q.where(Repo.namespace == author)
     for term in search:
@@ -372,8 +365,20 @@ def count_download(hub: Hub, repo_id: int) -> None:
         )
 
 
+def _visible_to(actor: Actor | None) -> list[ColumnElement[bool]]:
+    """The conditions that keep a listing to the repos `actor` may see."""
+    if actor is None:
+        return [Repo.private.is_(False)]
+    if actor.scopes is not None:
+        return [or_(Repo.private.is_(False), *_scoped_private(actor))]
+    if actor.is_admin:
+        return []
+    return [or_(Repo.private.is_(False), Repo.namespace.in_([actor.name, *actor.orgs]))]
+
+
 def own_repos(session: Session, actor: Actor, limit: int = 10) -> list[Repo]:
-    """The repos of `actor`'s own namespace and of their orgs, most recently updated first."""
+    """The repos of `actor`'s own namespace and of their orgs (those the actor may see: a
+    fine-grained token, only its scopes' private ones), most recently updated first."""
     return list(session.scalars(
-        select(Repo).where(Repo.namespace.in_([actor.name, *actor.orgs]))
+        select(Repo).where(Repo.namespace.in_([actor.name, *actor.orgs]), *_visible_to(actor))
         .order_by(Repo.last_modified.desc(), Repo.id.desc()).limit(limit)))

@@ -6,14 +6,17 @@ a time (plain bytes), text fields are kept (size-bounded), file parts go straigh
 disk. A form names a guard field (the CSRF token): no file byte is accepted before
 that field has arrived and passed its check. `commit_upload` then treats each file as
 an API client's preupload would be told (`commits.plan_uploads`): small text files
-become git blobs, the rest LFS objects in the blob store, all in one commit. On any
-error nothing is committed and every staging file is removed.
+become git blobs, the rest LFS objects in the blob store, all in one commit. Git blobs
+are read into memory to be committed, so at most `max_commit_body` bytes of them (what
+the API takes inline in one commit) per upload; small files beyond that go to LFS too.
+On any error nothing is committed and every staging file is removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,11 @@ class FormUpload:
     with None if a file part comes first; it raises to refuse the form. Whatever
     goes wrong, `abort` removes the staging files (it is called before any error
     leaves `feed` or `finish`).
+
+    `feed` runs in a worker thread, and a cancelled request calls `abort` while it may
+    still be running: `abort` never waits for it. It marks the form aborted and cleans
+    up if no `feed` is running; a running `feed` sees the mark when it is done and
+    cleans up itself, and any later `feed` ignores its chunk.
     """
 
     def __init__(self, store: BlobStore, boundary: bytes, limits: FormLimits,
@@ -74,7 +82,10 @@ class FormUpload:
         self.guarded = False
         self.fields: dict[str, str] = {}
         self.files: list[StagedFile] = []
+        self._names: set[str] = set()  # of self.files, to refuse a name sent twice
         self._ended = False
+        self._lock = threading.Lock()  # held by `feed`, and by `abort` while it cleans
+        self._aborted = False
         self._headers: dict[bytes, bytes] = {}
         self._header_name = bytearray()
         self._header_value = bytearray()
@@ -105,14 +116,22 @@ class FormUpload:
     # -- feeding ---------------------------------------------------------------------
 
     def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.write(chunk)
-        except FormParserError as exc:
-            self.abort()
-            raise BadRequest(f"The upload could not be read: {exc}", code="InvalidForm") from None
-        except BaseException:
-            self.abort()
-            raise
+        with self._lock:
+            if self._aborted:
+                return
+            try:
+                self.parser.write(chunk)
+            except FormParserError as exc:
+                self._aborted = True
+                self._discard()
+                raise BadRequest(f"The upload could not be read: {exc}",
+                                 code="InvalidForm") from None
+            except BaseException:
+                self._aborted = True
+                self._discard()
+                raise
+        if self._aborted:  # `abort` came while the chunk was being written
+            self._discard_if_idle()
 
     def finish(self) -> None:
         """The body has ended: it must have been a complete form with the guard field."""
@@ -128,7 +147,20 @@ class FormUpload:
             raise
 
     def abort(self) -> None:
-        """Remove every staging file, finished or not."""
+        """Remove every staging file, finished or not, now or when `feed` is done."""
+        self._aborted = True
+        self._discard_if_idle()
+
+    def _discard_if_idle(self) -> None:
+        # Whoever holds the lock now is an `abort` that cleans up, or a `feed` that
+        # will see `_aborted` once it lets go: either way nothing is left behind.
+        if self._lock.acquire(blocking=False):
+            try:
+                self._discard()
+            finally:
+                self._lock.release()
+
+    def _discard(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -137,6 +169,7 @@ class FormUpload:
             self._file_path = None
         discard(self.files)
         self.files = []
+        self._names.clear()
 
     # -- parser callbacks --------------------------------------------------------------
 
@@ -173,7 +206,7 @@ class FormUpload:
         if self._skip:
             return
         validate_path(self._file_name)
-        if any(f.name == self._file_name for f in self.files):
+        if self._file_name in self._names:
             raise BadRequest(f"{self._file_name} was sent twice.", code="InvalidForm")
         if len(self.files) >= self.limits.max_files:
             raise PayloadTooLarge(f"At most {self.limits.max_files} files per upload.")
@@ -215,6 +248,7 @@ class FormUpload:
         self._file.close()
         self.files.append(StagedFile(self._file_name, self._file_path, self._size,
                                      self._hash.hexdigest(), bytes(self._sample)))
+        self._names.add(self._file_name)
         self._file = None
         self._file_path = None
 
@@ -252,8 +286,10 @@ def commit_upload(hub: Hub, actor: Actor | None, repo: Repo, revision: str, fold
     """Commit uploaded files to branch `revision` under `folder`; returns the commit id.
 
     Each file travels as preupload would have told a client: LFS for large or binary
-    files (and paths that .gitattributes sends to LFS), a git blob otherwise. The
-    staging files are gone afterwards, committed or not.
+    files (and paths that .gitattributes sends to LFS), a git blob otherwise, as long
+    as the git blobs, read into memory for the commit, stay within `max_commit_body`
+    bytes in all; the files beyond it go to LFS as well. The staging files are gone
+    afterwards, committed or not.
     """
     try:
         access.require_write(actor, repo)
@@ -268,13 +304,16 @@ def commit_upload(hub: Hub, actor: Actor | None, repo: Repo, revision: str, fold
                              [(p, f.size, f.sample) for p, f in zip(paths, files, strict=True)],
                              git_ignore=None)
         ops: list[Operation] = []
+        inline_left = hub.settings.max_commit_body
         for path, f, plan in zip(paths, files, plans, strict=True):
-            if plan.mode == "lfs":
+            inline = plan.mode != "lfs" and f.size <= inline_left
+            if inline:
+                inline_left -= f.size
+                ops.append(AddFile(path, f.staged.read_bytes()))
+            else:
                 hub.blobs.put_staged(blob_key(f.oid), f.staged)
                 register_object(hub, repo.id, f.oid, f.size)
                 ops.append(AddLfs(path, f.oid, f.size))
-            else:
-                ops.append(AddFile(path, f.staged.read_bytes()))
         return create_commit(hub, actor, repo, revision, ops,
                              summary.strip() or default_summary(len(files)), description)
     finally:

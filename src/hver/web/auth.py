@@ -36,7 +36,7 @@ async def login_page(request: Request) -> Response:
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
     request.state.hver_page = True
-    check_origin(request)
+    check_origin(request, allow_opaque=False)
     form = await read_form(request)
     name, password = field(form, "username"), form.get("password", "")
     next_url = safe_next(field(form, "next"))

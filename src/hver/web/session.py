@@ -42,7 +42,12 @@ def safe_next(value: str | None) -> str:
     """A redirect target after sign-in: a path on this site, never another origin."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
-    parts = urlsplit(value)
+    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        return "/"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "/"
     if parts.scheme or parts.netloc:
         return "/"
     return value
@@ -71,13 +76,25 @@ def csrf_for(request: Request) -> str:
     return sessions.csrf_token(secret) if secret else ""
 
 
-def check_origin(request: Request) -> None:
+def check_origin(request: Request, allow_opaque: bool = True) -> None:
+    """Refuse a form sent from another site. `Origin: null` (a sandboxed frame, some
+    redirects) is allowed where a CSRF token protects the form (`allow_opaque`); the
+    login form has none, so it refuses it."""
     origin = request.headers.get("origin")
-    if origin and origin != "null":
-        own = urlsplit(base_url(request))
+    if not origin:
+        return
+    if origin == "null":
+        if allow_opaque:
+            return
+        raise Forbidden("Forms are accepted only from this site.", code="CrossSiteRequest")
+    own = urlsplit(base_url(request))
+    try:
         theirs = urlsplit(origin)
-        if (theirs.scheme, theirs.netloc) != (own.scheme, own.netloc):
-            raise Forbidden("Forms are accepted only from this site.", code="CrossSiteRequest")
+        same = (theirs.scheme, theirs.netloc) == (own.scheme, own.netloc)
+    except ValueError:
+        same = False
+    if not same:
+        raise Forbidden("Forms are accepted only from this site.", code="CrossSiteRequest")
 
 
 def check_csrf(request: Request, token: str | None) -> None:

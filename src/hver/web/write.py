@@ -213,6 +213,8 @@ async def _receive(request: Request, hub: Hub) -> web_upload.FormUpload:
                 await run_in_threadpool(form.feed, chunk)
         form.finish()
     except BaseException:
+        # On a cancelled request `feed` may still be running in its worker thread:
+        # `abort` does not wait for it, and it cleans up after itself when done.
         form.abort()
         raise
     return form
