@@ -8,6 +8,7 @@ import io
 import json
 import re
 import struct
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -190,6 +191,65 @@ def test_large_text_files_are_listed_not_diffed(server: Server, api,  # type: ig
     assert ("add", "", "1", "Added: +x") in _diff_rows(page)
 
 
+
+def _note(page: str, path: str) -> str:
+    """The note shown in place of `path`'s diff on a commit page ("" when there is none)."""
+    number = next(i for i, (p, _) in enumerate(_statuses(page).items(), 1) if p == path)
+    section = page.split(f'id="file-{number}"', 1)[1].split("</section>", 1)[0]
+    notes = re.findall(r'<p class="diff-note">(.*?)</p>', section, re.S)
+    return " ".join(_text(notes[0]).split()) if notes else ""
+
+
+def test_costly_diffs_are_not_rendered(server: Server, api,  # type: ignore[no-untyped-def]
+                                       repo_factory: Callable[..., str]) -> None:
+    repo_id = repo_factory()
+
+    def text(lines: list[str]) -> bytes:
+        return "".join(f"{ln}\n" for ln in lines).encode()
+
+    # Over the line limit: 10,500 lines a side, every other one changed (~100 kB).
+    long_old = [f"row {i}" for i in range(10_500)]
+    long_new = [ln if i % 2 else f"new {i}" for i, ln in enumerate(long_old)]
+    # Under every size limit, yet quadratic for difflib: repeated lines, half replaced.
+    costly_old = [str(i % 100) for i in range(4000)]
+    costly_new = [ln if i % 2 else "z" for i, ln in enumerate(costly_old)]
+    # Far over the pair limit unless the unchanged start and end are left out.
+    edited_old = [f"entry {i}" for i in range(9000)]
+    edited_new = [*edited_old[:4500], "entry edited", *edited_old[4501:]]
+    _commit(api, repo_id, {"long.txt": text(long_old), "costly.txt": text(costly_old),
+                           "edited.txt": text(edited_old), "small.txt": b"one\n"})
+    info = _commit(api, repo_id, {"long.txt": text(long_new), "costly.txt": text(costly_new),
+                                  "edited.txt": text(edited_new), "small.txt": b"two\n"})
+    started = time.monotonic()
+    r = _get(server, info.commit_url)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200
+    page = r.text
+    large = "Large diff not rendered: these versions are too costly to compare."
+    assert _note(page, "long.txt") == _note(page, "costly.txt") == large
+    assert _note(page, "edited.txt") == "" and _note(page, "small.txt") == ""
+    rows = _diff_rows(page)
+    assert ("del", "4501", "", "Removed: -entry 4500") in rows
+    assert ("add", "", "4501", "Added: +entry edited") in rows
+    assert ("add", "", "1", "Added: +two") in rows
+    assert not any(text.endswith(("new 0", "z")) for *_, text in rows)
+    assert elapsed < 10, elapsed  # unbounded, difflib takes about 30 s over these files
+
+
+def test_a_cut_diff_spends_the_page_budget(server: Server, api,  # type: ignore[no-untyped-def]
+                                           repo_factory: Callable[..., str]) -> None:
+    repo_id = repo_factory()
+    # Changed files are listed in path order: the first one alone is over 5,000 diff lines.
+    info = _commit(api, repo_id, {"a-big.txt": b"".join(b"%d\n" % i for i in range(6000)),
+                                  "b-small.txt": b"after\n"})
+    page = _get(server, info.commit_url).text
+    assert _statuses(page) == {"a-big.txt": "added", "b-small.txt": "added"}
+    limit = "Diff not shown: this page has reached its limit on diffs."
+    assert _note(page, "a-big.txt") == _note(page, "b-small.txt") == limit
+    assert _diff_rows(page) == []
+    assert "Some diffs are not shown: this page shows at most 5000 diff lines" in page
+
+
 # -- per-file history -----------------------------------------------------------------------
 
 
@@ -350,6 +410,56 @@ def test_params_of_sharded_files_and_broken_headers(server: Server, api,  # type
     assert "Parameters" not in meta and "Tensor types" not in meta
 
 
+def _padded_safetensors(tensors: dict[str, tuple[str, list[int]]], header_size: int) -> bytes:
+    """A safetensors file whose JSON header is padded with spaces to `header_size` bytes."""
+    data = _safetensors(tensors)
+    length = struct.unpack("<Q", data[:8])[0]
+    header = data[8:8 + length].ljust(header_size)
+    return struct.pack("<Q", len(header)) + header + data[8 + length:]
+
+
+def test_params_skip_long_headers_and_out_of_range_numbers(  # type: ignore[no-untyped-def]
+        server: Server, api, repo_factory: Callable[..., str]) -> None:
+    repo_id = repo_factory()
+    tensor = '{"x": {"dtype": "F32", "shape": %s, "data_offsets": [0, 0]}}'
+    _commit(api, repo_id, {
+        "model.safetensors": _safetensors({"w": ("F16", [3, 1000])}),
+        # Valid, but with a 9 MiB header: real ones are well under 1 MiB.
+        "long-header.safetensors": _padded_safetensors({"v": ("U8", [10])}, 9 << 20),
+        "huge-dims.safetensors": _raw_safetensors((tensor % f"[{10**200}, {10**200}]").encode()),
+        "dim-2-53.safetensors": _raw_safetensors((tensor % f"[{2**53}]").encode()),
+        "count-2-63.safetensors": _raw_safetensors((tensor % f"[{2**40}, {2**23}]").encode()),
+    })
+    r = _get(server, f"/{repo_id}")
+    assert r.status_code == 200
+    meta = _meta(r.text)
+    assert meta["Parameters"] == "3K params" and meta["Tensor types"] == "F16"
+    # Each file under the limits, but not their sum: no total rather than an absurd one.
+    over = repo_factory()
+    half = tensor % f"[{2**31}, {2**31}]"  # 2**62 elements
+    _commit(api, over, {"a.safetensors": _raw_safetensors(half.encode()),
+                        "b.safetensors": _raw_safetensors(half.encode() + b" ")})
+    meta = _meta(_get(server, f"/{over}").text)
+    assert "Parameters" not in meta
+    # Just under the limits: shown.
+    edge = repo_factory()
+    _commit(api, edge, {"a.safetensors": _raw_safetensors(half.encode())})
+    assert _meta(_get(server, f"/{edge}").text)["Parameters"] == "4611686T params"
+
+
+def test_params_read_a_bounded_amount_per_view(server: Server, api,  # type: ignore[no-untyped-def]
+                                               repo_factory: Callable[..., str]) -> None:
+    repo_id = repo_factory()
+    # Nine files of 7.5 MiB headers: more than the 64 MiB a view reads.
+    _commit(api, repo_id, {
+        f"model-{i}.safetensors": _padded_safetensors({"w": ("U8", [i + 1, 1000])}, 15 << 19)
+        for i in range(9)})
+    first = _meta(_get(server, f"/{repo_id}").text)
+    assert "Parameters" not in first  # not a partial total
+    # What the first view read is cached: the next one reads the rest.
+    assert _meta(_get(server, f"/{repo_id}").text)["Parameters"] == "45K params"
+
+
 def test_total_size_counts_lfs_content(server: Server, api,  # type: ignore[no-untyped-def]
                                        repo_factory: Callable[..., str]) -> None:
     repo_id = repo_factory("dataset")
@@ -400,3 +510,9 @@ model-index:
     page = _get(server, f"/{plain}").text
     assert _meta(page)["CO2 emissions"] == "12 g CO2eq"
     assert '<section class="evals"' not in page
+    for value in ("1" + "0" * 400, ".inf", ".nan"):  # beyond a float, or not finite
+        odd = repo_factory()
+        _commit(api, odd, {"README.md": f"---\nco2_eq_emissions: {value}\n---\n# x\n".encode()})
+        r = _get(server, f"/{odd}")
+        assert r.status_code == 200, value
+        assert "CO2 emissions" not in _meta(r.text)

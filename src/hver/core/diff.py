@@ -2,8 +2,12 @@
 
 A commit is compared with its first parent (the initial commit with the empty tree).
 Text files get unified-diff hunks; binary files and LFS files get their sizes (and
-sha256 for LFS), never their pointer text. The work is bounded: blobs over
-`MAX_BLOB_BYTES` are not diffed, and a commit's diffs stop after `MAX_LINES` lines or
+sha256 for LFS), never their pointer text. The work is bounded, since difflib is
+quadratic or worse on some inputs: blobs over `MAX_BLOB_BYTES` are not diffed; a file is
+not compared when it has over `MAX_FILE_LINES` lines, when the lines between its unchanged
+start and end make over `MAX_PAIRS` (old, new) pairs, or when comparing it takes over
+`MAX_FILE_STEPS` steps. A commit's diffs stop once they have read `MAX_READ_BYTES` of text,
+taken `MAX_STEPS` steps or made `MAX_LINES` lines (a cut diff counts in full), and after
 `MAX_FILES` files, with the result saying so.
 """
 
@@ -13,7 +17,7 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import accumulate, islice
 from typing import Literal
 
 from dulwich.diff_tree import tree_changes
@@ -27,13 +31,20 @@ from hver.storage.git import CommitInfo, GitRepo, TreeEntry
 MAX_BLOB_BYTES = 512 * 1024  # larger text files are listed, not diffed
 MAX_LINES = 5000  # diff lines (context included) shown for one commit
 MAX_FILES = 300  # changed files listed for one commit
+MAX_FILE_LINES = 20_000  # old + new lines of a file; longer files are not compared
+MAX_PAIRS = 25_000_000  # old x new lines, unchanged start and end left out, to compare
+MAX_FILE_STEPS = 4_000_000  # comparison steps for one file (see _Matcher): 0.6 s at most
+MAX_STEPS = 8_000_000  # comparison steps for one commit
+MAX_READ_BYTES = 8 * 1024 * 1024  # text read to diff one commit
 CONTEXT = 3
 HISTORY_SCAN = 10_000  # commits examined for one page of a path's history
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 Status = Literal["added", "deleted", "modified"]
-Kind = Literal["text", "binary", "lfs", "too_large", "over_limit"]
+# too_large: over MAX_BLOB_BYTES; large_diff: too costly to compare (MAX_FILE_*, MAX_PAIRS);
+# over_limit: left out because the commit's budget was spent.
+Kind = Literal["text", "binary", "lfs", "too_large", "large_diff", "over_limit"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ class CommitDiff:
     parent: str | None  # the commit compared with; None: the empty tree
     files: list[FileChange]
     more_files: bool  # files beyond MAX_FILES were left out
-    truncated: bool  # some text diffs were left out to stay under MAX_LINES
+    truncated: bool  # some text diffs were left out to stay within the commit's budget
 
     @property
     def added(self) -> int:
@@ -86,6 +97,24 @@ def find_commit(git: GitRepo, oid: str) -> CommitInfo:
     return git.commit(oid)
 
 
+@dataclass
+class _Budget:
+    """What is left of one commit's diffing work; each may go below zero."""
+    lines: int  # diff lines to show
+    steps: int  # comparison steps
+    read: int  # bytes of text to read
+
+    @property
+    def spent(self) -> bool:
+        return self.lines <= 0 or self.steps <= 0 or self.read < 0
+
+
+class _TooCostly(Exception):
+    def __init__(self, steps: int) -> None:
+        super().__init__(steps)
+        self.steps = steps
+
+
 def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
                 max_files: int = MAX_FILES, max_blob: int = MAX_BLOB_BYTES) -> CommitDiff:
     """The changes `commit` made, against its first parent."""
@@ -95,7 +124,7 @@ def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
         git.repo.object_store, _oid(old_tree) if old_tree else None, _oid(commit.tree))
     files: list[FileChange] = []
     more_files = False
-    budget = max_lines
+    budget = _Budget(max_lines, MAX_STEPS, MAX_READ_BYTES)
     truncated = False
     for change in changes:
         if len(files) == max_files:
@@ -112,7 +141,6 @@ def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
         _fill(git, fc, budget, max_blob)
         if fc.kind == "over_limit":
             truncated = True
-        budget -= sum(len(h.lines) for h in fc.hunks)
         files.append(fc)
     return CommitDiff(commit, parent, files, more_files, truncated)
 
@@ -143,22 +171,41 @@ def _text(git: GitRepo, info: FileInfo | None, max_blob: int) -> str | None | Li
         return False
 
 
-def _fill(git: GitRepo, fc: FileChange, budget: int, max_blob: int) -> None:
+def _fill(git: GitRepo, fc: FileChange, budget: _Budget, max_blob: int) -> None:
+    """Diff one file, charging what it costs to `budget`, cut or not."""
     if (fc.old and fc.old.lfs) or (fc.new and fc.new.lfs):
         fc.kind = "lfs"
         return
-    if max((i.size for i in (fc.old, fc.new) if i), default=0) > max_blob:
+    sizes = [i.size for i in (fc.old, fc.new) if i]
+    if max(sizes, default=0) > max_blob:
         fc.kind = "too_large"
+        return
+    if budget.spent:
+        fc.kind = "over_limit"
+        return
+    budget.read -= sum(sizes)
+    if budget.read < 0:
+        fc.kind = "over_limit"
         return
     old, new = _text(git, fc.old, max_blob), _text(git, fc.new, max_blob)
     if old is False or new is False:
         fc.kind = "binary"
         return
-    if budget <= 0:
-        fc.kind = "over_limit"
+    a, b = _lines(old or ""), _lines(new or "")
+    budget.steps -= len(a) + len(b)  # splitting, trimming and indexing them
+    if len(a) + len(b) > MAX_FILE_LINES or _pairs(a, b) > MAX_PAIRS:
+        fc.kind = "large_diff"
         return
-    hunks = list(unified_hunks(old or "", new or ""))
-    if sum(len(h.lines) for h in hunks) > budget:
+    max_steps = min(MAX_FILE_STEPS, budget.steps)
+    try:
+        hunks = list(_hunks(a, b, CONTEXT, max_steps))
+    except _TooCostly as e:
+        budget.steps -= e.steps
+        fc.kind = "large_diff" if max_steps == MAX_FILE_STEPS else "over_limit"
+        return
+    shown = sum(len(h.lines) for h in hunks)
+    budget.lines -= shown
+    if budget.lines < 0:
         fc.kind = "over_limit"
         return
     fc.hunks = hunks
@@ -175,10 +222,57 @@ def _range(start: int, length: int) -> str:
     return f"{start + 1},{length}"
 
 
+def _pairs(a: list[str], b: list[str]) -> int:
+    """(old, new) line pairs between the first and the last line that differ."""
+    n = min(len(a), len(b))
+    start = 0
+    while start < n and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < n - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return (len(a) - start - end) * (len(b) - start - end)
+
+
+class _Matcher(difflib.SequenceMatcher[str]):
+    """A SequenceMatcher that raises _TooCostly once it has taken over `max_steps` steps.
+
+    A step is one turn of `find_longest_match`'s loops: each line of a's range, and each
+    place in b where that line occurs (`b2j`, whose popular lines autojunk drops). Those
+    turns bound what the matcher does, and a's prefix sums count them before each call.
+    """
+
+    a: list[str]  # set by SequenceMatcher.set_seq1
+    b2j: dict[str, list[int]]  # set by SequenceMatcher.set_seq2
+
+    def __init__(self, a: list[str], b: list[str], max_steps: int) -> None:
+        super().__init__(None, a, b, autojunk=True)
+        self.max_steps = max_steps
+        self.steps = 0
+        self._cost: list[int] | None = None  # _cost[i]: steps of a[:i]
+
+    def find_longest_match(self, alo: int = 0, ahi: int | None = None, blo: int = 0,
+                           bhi: int | None = None) -> difflib.Match:
+        if self._cost is None:
+            self._cost = list(accumulate(
+                (len(self.b2j.get(line, ())) + 1 for line in self.a), initial=0))
+        hi = len(self.a) if ahi is None else ahi
+        self.steps += self._cost[hi] - self._cost[alo] + 1
+        if self.steps > self.max_steps:
+            raise _TooCostly(self.steps)
+        return super().find_longest_match(alo, ahi, blo, bhi)
+
+
 def unified_hunks(old: str, new: str, context: int = CONTEXT) -> Iterator[Hunk]:
-    """The hunks of `diff -u old new`, each line with its old and new line numbers."""
-    a, b = _lines(old), _lines(new)
-    matcher = difflib.SequenceMatcher(None, a, b)
+    """The hunks of `diff -u old new`, each line with its old and new line numbers.
+    Unbounded: commit_diff bounds its own calls."""
+    return _hunks(_lines(old), _lines(new), context, None)
+
+
+def _hunks(a: list[str], b: list[str], context: int, max_steps: int | None) -> Iterator[Hunk]:
+    """unified_hunks of a and b as lines; _TooCostly after over `max_steps` steps."""
+    matcher = (difflib.SequenceMatcher(None, a, b) if max_steps is None
+               else _Matcher(a, b, max_steps))
     for group in matcher.get_grouped_opcodes(context):
         first, last = group[0], group[-1]
         header = (f"@@ -{_range(first[1], last[2] - first[1])} "

@@ -170,7 +170,11 @@ def _co2(value: Any) -> float | None:
         value = value.get("emissions")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        grams = float(value)
+    except OverflowError:  # an int beyond float's range
+        return None
+    return grams if abs(grams) < float("inf") else None  # NaN fails the test too
 
 
 def _evals(index: Any) -> list[tuple[str, str, str, str]]:
