@@ -7,6 +7,8 @@ import html
 import io
 import json
 import re
+import time
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,17 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import CommitOperationAdd
 
-from hver.core.preview import configs_from_files, read_rows
+from hver.core.preview import (
+    LAYOUT_CACHE_ENTRIES,
+    MAX_FILES,
+    PreviewError,
+    compile_glob,
+    configs_from_files,
+    dataset_layout,
+    read_parquet,
+    read_rows,
+)
+from hver.storage.git import FILE_MODE, GitRepo, GitStore
 
 Server = Any
 User = Any
@@ -403,3 +415,220 @@ def test_media_columns_show_a_placeholder() -> None:
     rows = read_rows(io.BytesIO(_parquet(table)), "data/train.parquet")
     assert rows.rows == [["<image 2.0 kB>", "1"], ["<image b.png>", "2"]]
     assert rows.num_rows == 2
+
+
+# --- data_files globs: fsspec's reading, in time linear in the pattern and the path -------
+
+
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    ("data/*.csv", "data/a.csv", True),
+    ("data/*.csv", "data/sub/a.csv", False),  # `*` stays within a folder
+    ("data/**/*.csv", "data/a.csv", True),  # `**` spans no folder...
+    ("data/**/*.csv", "data/x/y/a.csv", True),  # ...or several
+    ("data/**", "data/x/y/a.csv", True),
+    ("data/**", "data", False),
+    ("**", "a/b.csv", True),
+    ("**/train/**", "x/train/y/a.csv", True),
+    ("**/train/**", "x/train", False),
+    ("d?ta/a.csv", "data/a.csv", True),
+    ("d?ta/a.csv", "dta/a.csv", False),
+    ("a/?/b", "a///b", False),  # `?` is no `/`
+    ("[0-9][!a-c]x.csv", "5dx.csv", True),
+    ("[0-9][!a-c]x.csv", "5bx.csv", False),
+    ("[0-9][!a-c]x.csv", "5/x.csv", False),  # a set has no `/`
+    ("[]x].csv", "].csv", True),  # a `]` first is in the set
+    ("[!]x].csv", "y.csv", True),
+    ("[!]x].csv", "].csv", False),
+    ("[^x].csv", "^.csv", True),  # `^` is itself
+    ("[^x].csv", "y.csv", False),
+    ("[abc", "[abc", True),  # an unclosed `[` is itself
+    ("a**b.csv", "axyb.csv", True),  # `**` within a name is a `*`
+    ("a**b.csv", "ax/yb.csv", False),
+    ("*-[0-9][0-9]-of-*.parquet", "train-01-of-02.parquet", True),
+    ("*a*a*a*b*", "aaa_aab_", True),
+    ("*a*a*a*b*", "aabaa", False),
+])
+def test_glob_matches_as_fsspec_reads_it(pattern: str, path: str, matches: bool) -> None:
+    assert compile_glob(pattern).match(path) is matches
+
+
+def test_a_wild_pattern_against_a_near_miss_is_quick() -> None:
+    # As a regular expression, each `*` retries every split of the name before the last
+    # `b` fails: 2**n tries, about 20 s for these 35 characters.
+    near_miss = "a" * 35 + ".csv"
+    started = time.perf_counter()
+    assert not compile_glob("*a*a*a*a*a*a*a*a*a*a*a*b").match(near_miss)
+    assert not compile_glob("**/" + "*a" * 40 + "*b/**").match(
+        "/".join([near_miss] * 30) + "/x")
+    configs = configs_from_files([near_miss], {"configs": [
+        {"config_name": "wild", "data_files": "*a*a*a*a*a*a*a*a*a*a*a*b"}]})
+    assert [(c.name, c.splits) for c in configs] == [("wild", ())]
+    assert time.perf_counter() - started < 2
+
+
+def test_a_wild_readme_pattern_does_not_hold_the_pages(  # type: ignore[no-untyped-def]
+        server: Server, api, repo_factory: Callable[..., str]) -> None:
+    name = "a" * 35 + ".csv"
+    readme = b"""---
+configs:
+- config_name: wild
+  default: true
+  data_files: '*a*a*a*a*a*a*a*a*a*a*a*.csv'
+- config_name: near-miss
+  data_files: '*a*a*a*a*a*a*a*a*a*a*a*b'
+---
+"""
+    repo_id = _dataset(repo_factory, api, {"README.md": readme, name: b"x\nmatched\n"})
+    started = time.perf_counter()
+    page = _get(server, f"/datasets/{repo_id}/viewer").text
+    assert _table(page)[1] == [["matched"]]
+    assert "<span>near-miss (no data files)</span>" in page
+    card = _get(server, f"/datasets/{repo_id}").text
+    assert _table(card, "preview-caption")[1] == [["matched"]]
+    assert time.perf_counter() - started < 5
+
+
+def test_bad_globs_are_refused() -> None:
+    with pytest.raises(PreviewError, match="is not a valid glob"):
+        compile_glob("data/[z-a].csv")
+    with pytest.raises(PreviewError, match="is too long"):
+        compile_glob("*" * 301)
+
+
+# --- reading no more than the first rows need ----------------------------------------------
+
+
+class _Counting(io.RawIOBase):
+    """A file over `data` that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data, self.read_bytes = io.BytesIO(data), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._data.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        self.read_bytes += len(chunk)
+        return len(chunk)
+
+
+def test_parquet_reads_the_first_pages_of_a_large_row_group() -> None:
+    n = 1000
+    blobs = [bytes([i % 251]) * 20_000 for i in range(n)]  # 20 MB in one row group
+    data = _parquet(pa.table({"id": list(range(n)), "blob": blobs}),
+                    row_group_size=n, compression="none", use_dictionary=False,
+                    write_batch_size=50)  # pages of about 1 MB
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 1
+    assert len(data) > 20_000_000
+    fh = _Counting(data)
+    rows = read_rows(fh, "data/train.parquet")  # type: ignore[arg-type]
+    assert len(rows.rows) == 100 and rows.rows[99][0] == "99" and rows.num_rows == n
+    # A whole column chunk would be 20 MB; the pages of 100 rows are about 2 MB.
+    assert fh.read_bytes < 5_000_000
+
+
+def test_parquet_pages_too_large_to_read_give_a_message() -> None:
+    data = _parquet(pa.table({"blob": [b"\x01" * 3_000_000]}), compression="none")
+    fh = _Counting(data)
+    with pytest.raises(PreviewError, match="too large to preview"):
+        read_parquet(fh, 100, max_bytes=1_000_000)  # type: ignore[arg-type]
+    assert fh.read_bytes <= 1_000_000  # refused before reading the page
+    assert read_parquet(io.BytesIO(data), 100, max_bytes=4_000_000).num_rows == 1
+
+
+def test_a_json_object_of_columns_makes_only_the_rows_shown() -> None:
+    n = 500_000
+    doc = b'{\n"a": [%s],\n"b": [%s]\n}\n' % (b",".join([b"0"] * n), b",".join([b"1"] * n))
+    tracemalloc.start()
+    try:
+        rows = read_rows(io.BytesIO(doc), "train.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows.num_rows == n and rows.rows == [["0", "1"]] * 100
+    # The parsed lists hold 8 MB of references; n row dicts would take over 100 MB.
+    assert peak < 40_000_000
+
+
+def _wide(n: int) -> dict[str, list[int]]:
+    return {f"c{i}": [i] for i in range(n)}
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    ("train.parquet", _parquet(pa.table(_wide(150)))),
+    ("train.csv", (",".join(_wide(150)) + "\n" + ",".join(map(str, range(150))) + "\n").encode()),
+    ("train.jsonl", json.dumps({k: v[0] for k, v in _wide(150).items()}).encode() + b"\n"),
+    ("train.json", json.dumps([{k: v[0] for k, v in _wide(150).items()}]).encode()),
+    ("train.json", json.dumps(_wide(150), indent=1).encode()),  # an object of columns
+])
+def test_wide_files_show_the_first_columns(path: str, data: bytes) -> None:
+    rows = read_rows(io.BytesIO(data), path)
+    assert [c.name for c in rows.columns] == [f"c{i}" for i in range(100)]
+    assert rows.rows == [[str(i) for i in range(100)]]
+    assert rows.more_columns == 50
+
+
+def test_wide_split_page_says_how_many_columns_are_not_shown(  # type: ignore[no-untyped-def]
+        server: Server, api, repo_factory: Callable[..., str]) -> None:
+    table = pa.table({f"col{i}": [i] for i in range(130)})
+    repo_id = _dataset(repo_factory, api, {"data/train-00000-of-00001.parquet": _parquet(table)})
+    for path, caption in (("/viewer", "viewer-caption"), ("", "preview-caption")):
+        page = _get(server, f"/datasets/{repo_id}{path}").text
+        heads, rows = _table(page, caption)
+        assert heads == [f"col{i} int64" for i in range(100)]
+        assert rows == [[str(i) for i in range(100)]]
+        assert "30 more columns are not shown." in page
+
+
+# --- configs and splits: kept per commit, from the first files ------------------------------
+
+
+def _commit(tmp_path: Path, files: dict[str, bytes]) -> tuple[GitRepo, str]:
+    git = GitStore(tmp_path).init(uuid.uuid4().hex)
+    blobs = {p: (FILE_MODE, git.add_blob(d)) for p, d in files.items()}
+    return git, git.write_commit(git.write_tree(blobs), [], "data", "A <a@example.org>")
+
+
+def test_layouts_are_kept_per_commit_in_a_bounded_cache(tmp_path: Path) -> None:
+    git, commit = _commit(tmp_path, {"train.csv": b"a\n1\n", "test.csv": b"a\n2\n"})
+    pk = 1000
+    layout = dataset_layout(git, pk, commit)
+    assert [(s.name, s.files) for s in layout.configs[0].splits] == \
+        [("train", ("train.csv",)), ("test", ("test.csv",))]
+    # A later view of the commit walks no tree and matches no pattern: the same layout.
+    assert dataset_layout(git, pk, commit) is layout
+    other, second = _commit(tmp_path, {"valid.csv": b"a\n3\n"})
+    assert dataset_layout(other, pk, second).configs[0].splits[0].name == "validation"
+    assert dataset_layout(git, pk, commit) is layout
+    # Bounded: a commit not viewed since as many others were is worked out again.
+    for i in range(LAYOUT_CACHE_ENTRIES):
+        dataset_layout(other, pk + 1 + i, second)
+    again = dataset_layout(git, pk, commit)
+    assert again is not layout and again == layout
+
+
+def test_layouts_come_from_the_first_files(tmp_path: Path) -> None:
+    files = {f"data/{i:05d}.csv": b"a\n1\n" for i in range(MAX_FILES + 1)}
+    git, commit = _commit(tmp_path, files)
+    layout = dataset_layout(git, 1, commit)
+    assert layout.files_cut
+    (split,) = layout.configs[0].splits
+    assert len(split.files) == MAX_FILES and split.files[-1] == "data/09999.csv"
+    assert layout.note == ("This dataset has more than 10,000 files: its configs and splits "
+                           "are worked out from the first 10,000.")
+    git, commit = _commit(tmp_path, dict(list(files.items())[:MAX_FILES]))
+    layout = dataset_layout(git, 1, commit)
+    assert not layout.files_cut and layout.note is None
+    assert len(layout.configs[0].splits[0].files) == MAX_FILES

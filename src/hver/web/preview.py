@@ -47,15 +47,16 @@ def card_preview(hub: Hub, actor: Actor | None, view: Any, git: GitRepo,
     passed). The viewer page explains those."""
     try:
         require_file_access(hub, actor, view.repo, site)
-        configs = core_preview.dataset_configs(git, view.commit)
+        layout = core_preview.dataset_layout(git, view.repo.id, view.commit)
     except (GatedRepo, core_preview.PreviewError):
         return None
-    config = core_preview.default_config([c for c in configs if c.splits])
+    config = core_preview.default_config([c for c in layout.configs if c.splits])
     if config is None:
         return None
     split = config.splits[0]
     preview = core_preview.preview_split(hub, git, view.repo.id, view.commit, config, split,
                                          CARD_ROWS)
+    preview.note = layout.note
     return CardPreview(preview, _split_url(view, config.name, split.name))
 
 
@@ -70,14 +71,16 @@ async def viewer_page(request: Request, ns: str, name: str, config: str | None =
         context: dict[str, Any] = {"view": view, "configs": [], "config": None,
                                    "preview": None, "problem": None}
         try:
-            configs = core_preview.dataset_configs(git, view.commit)
+            layout = core_preview.dataset_layout(git, view.repo.id, view.commit)
         except core_preview.PreviewError as e:
             context["problem"] = str(e)
             return context
+        configs = layout.configs
         if config is None or split is None:
             chosen = core_preview.default_config([c for c in configs if c.splits])
             if chosen is None:
-                context["problem"] = "This dataset has no data files to preview yet."
+                context["problem"] = ("This dataset has no data files to preview yet."
+                                      if not layout.files_cut else layout.note)
                 return context
             found = (chosen, chosen.splits[0])
         else:
@@ -94,6 +97,7 @@ async def viewer_page(request: Request, ns: str, name: str, config: str | None =
                              for s in found[0].splits]
         context["preview"] = core_preview.preview_split(
             hub, git, view.repo.id, view.commit, found[0], found[1])
+        context["preview"].note = layout.note
         return context
 
     context = await run_in_threadpool(run)
