@@ -268,6 +268,13 @@ def test_dataset_info_is_not_model_info(api, repo_factory):
 def test_space_info(api, user):
     repo_id = f"{user.name}/space-{uuid.uuid4().hex[:8]}"
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    # The SDK the client sent is in the new Space's card, from its one first commit.
+    fresh = api.space_info(repo_id)
+    assert fresh.sdk == "gradio" and fresh.card_data.sdk == "gradio"
+    assert {s.rfilename for s in fresh.siblings} == {".gitattributes", "README.md"}
+    assert len(api.list_repo_commits(repo_id, repo_type="space")) == 1
+    assert [s.id for s in api.list_spaces(author=user.name, filter="gradio")
+            if s.id == repo_id] == [repo_id]
     api.upload_file(path_or_fileobj=b"---\nsdk: gradio\ntitle: Demo\ntags: [demo]\n---\n",
                     path_in_repo="README.md", repo_id=repo_id, repo_type="space")
     api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id=repo_id,

@@ -30,6 +30,7 @@ class CreateRepo(_Body):
     type: str | None = None
     private: bool | None = None
     visibility: Literal["private", "public"] | None = None
+    sdk: str | None = None  # Spaces: kept in the new repo's card
 
 
 class DeleteRepo(_Body):
@@ -79,7 +80,7 @@ async def create_repo(request: Request, body: CreateRepo, hub: HubDep,
     private = body.private if body.visibility is None else body.visibility == "private"
     try:
         repo = await run_in_threadpool(
-            core_repos.create_repo, hub, actor, repo_type, ns, name, bool(private)
+            core_repos.create_repo, hub, actor, repo_type, ns, name, bool(private), body.sdk
         )
     except Conflict as e:
         # The client reads `url` from the 409 body when exist_ok=True.

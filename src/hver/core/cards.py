@@ -89,6 +89,8 @@ def index_card(card: dict[str, Any] | None, repo_type: str, files: set[str]) -> 
                 add(fmt)
         if pipeline:
             add(pipeline)
+    if repo_type == "space" and isinstance(card.get("sdk"), str):
+        add(card["sdk"])  # as the Hub tags Spaces: `gradio`, `docker`, ...
     for t in as_list(card.get("tags")):
         add(t)
     for lang in as_list(card.get("language")):

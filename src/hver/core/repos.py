@@ -22,6 +22,7 @@ from hver.names import RepoType, validate_namespace, validate_part
 from hver.storage.git import FILE_MODE, GitRepo
 
 DEFAULT_BRANCH = "main"
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
 GITATTRIBUTES = """\
 *.7z filter=lfs diff=lfs merge=lfs -text
 *.arrow filter=lfs diff=lfs merge=lfs -text
@@ -94,9 +95,14 @@ def create_repo(
     namespace: str,
     name: str,
     private: bool = False,
+    space_sdk: str | None = None,
 ) -> Repo:
+    """A new repo whose first commit holds `.gitattributes`, and for a Space its card with
+    the SDK (`sdk:` in README.md's front matter, where the Hub keeps it)."""
     validate_namespace(namespace)
     validate_part(name)
+    if repo_type is RepoType.space and space_sdk is not None and space_sdk not in SPACE_SDKS:
+        raise BadRequest(f"Invalid Space SDK {space_sdk!r}: one of {', '.join(SPACE_SDKS)}.")
     access.require_namespace_write(actor, namespace)
     assert actor is not None
     with hub.db.read() as session:
@@ -107,15 +113,19 @@ def create_repo(
             raise Conflict("You already created this repo")
     key = uuid.uuid4().hex
     git = hub.git.init(key)
-    blob = git.add_blob(GITATTRIBUTES.encode())
-    tree = git.write_tree({".gitattributes": (FILE_MODE, blob)})
-    sha = git.write_commit(tree, [], "initial commit", author_line(actor))
+    files = {".gitattributes": (FILE_MODE, git.add_blob(GITATTRIBUTES.encode()))}
+    if repo_type is RepoType.space and space_sdk is not None:
+        card = f"---\ntitle: {name}\nsdk: {space_sdk}\n---\n\n# {name}\n"
+        files["README.md"] = (FILE_MODE, git.add_blob(card.encode()))
+    sha = git.write_commit(git.write_tree(files), [], "initial commit", author_line(actor))
     git.cas_ref(f"refs/heads/{DEFAULT_BRANCH}", None, sha)
+    idx = card_index(git, sha, repo_type.value, list_files(git, sha))
     now = utcnow()
     repo = Repo(
         type=repo_type.value, namespace=namespace, name=name, storage_key=key,
-        private=private, created_at=now, last_modified=now, sha=sha, tags=[],
-        downloads=0, likes=0,
+        private=private, created_at=now, last_modified=now, sha=sha, tags=idx.tags,
+        card_data=idx.card_data, pipeline_tag=idx.pipeline_tag,
+        library_name=idx.library_name, downloads=0, likes=0,
     )
     try:
         with hub.db.write() as session:

@@ -60,7 +60,7 @@ from hver.web.session import (
 
 router = APIRouter(include_in_schema=False)
 _JS = (Path(__file__).parent / "static" / "upload.js").read_bytes()
-SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
+SPACE_SDKS = core_repos.SPACE_SDKS
 NEW_PAGES = {RepoType.model: "/new", RepoType.dataset: "/new-dataset",
              RepoType.space: "/new-space"}
 # Errors a form shows above itself (re-rendered with their status); others get a page.
@@ -120,10 +120,6 @@ def _new_repo_page(request: Request, actor: Actor, repo_type: RepoType, values: 
                   **_common(request))
 
 
-def _space_card(name: str, sdk: str) -> bytes:
-    return f"---\ntitle: {name}\nsdk: {sdk}\n---\n\n# {name}\n".encode()
-
-
 def _new_repo(repo_type: RepoType) -> tuple[Any, Any]:
     async def page(request: Request) -> HTMLResponse:
         actor = await require_user(request)
@@ -142,16 +138,13 @@ def _new_repo(repo_type: RepoType) -> tuple[Any, Any]:
                 raise BadRequest(f"Choose an SDK: {', '.join(SPACE_SDKS)}.")
             if not values["name"]:
                 raise BadRequest("Give the repository a name.")
+            sdk = values["sdk"] if repo_type is RepoType.space else None
             try:
-                repo = core_repos.create_repo(hub, actor, repo_type, values["owner"],
-                                              values["name"], values["visibility"] == "private")
+                return core_repos.create_repo(hub, actor, repo_type, values["owner"],
+                                              values["name"], values["visibility"] == "private",
+                                              space_sdk=sdk)
             except Conflict:
                 raise Conflict(f"{values['owner']}/{values['name']} already exists.") from None
-            if repo_type is RepoType.space:  # the SDK lives in the card, as on the Hub
-                card = _space_card(repo.name, values["sdk"])
-                create_commit(hub, actor, repo, core_repos.DEFAULT_BRANCH,
-                              [AddFile("README.md", card)], "Initial commit")
-            return repo
 
         try:
             repo = await run_in_threadpool(run)
