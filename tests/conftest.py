@@ -126,6 +126,17 @@ def server() -> Iterator[Server]:
     shutil.rmtree(_HOME, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def unstarted_server() -> Callable[..., Server]:
+    """Servers a module runs itself (its own scope and settings): made, not started.
+    Test modules take this fixture rather than import conftest, which would run twice."""
+
+    def make(data: Path, **settings: str) -> Server:
+        return _server(data, free_port(), **settings)
+
+    return make
+
+
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Extra servers with their own data directory and settings (crash tests, limits)."""

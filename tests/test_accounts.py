@@ -363,3 +363,12 @@ def test_audit_log(server, user_factory, no_server_errors):
     bad = httpx.get(url, params={"since": "yesterday"},
                     headers={"authorization": f"Bearer {admin_token}"})
     assert bad.status_code == 400
+
+
+def test_names_are_unique_whatever_their_case(server):
+    base = uuid.uuid4().hex[:8]
+    server.hver("user", "create", f"n{base}xb")
+    server.hver("user", "create", f"n{base}_b")  # `_` is a character, not a wildcard
+    with pytest.raises(subprocess.CalledProcessError) as taken:
+        server.hver("user", "create", f"N{base}XB")
+    assert "already taken" in taken.value.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from signin import sign_in
 
 CHROMIUM = Path(os.environ.get("HVER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -59,15 +60,6 @@ def page(browser: Browser, server) -> Iterator[Page]:  # type: ignore[no-untyped
     errors = [str(e) for e in page.page_errors()]
     context.close()
     assert not errors, f"uncaught JavaScript errors on the page: {errors}"
-
-
-def sign_in(page: Page, name: str, password: str, next_url: str = "/") -> None:
-    """Sign in through the real form, as a person would."""
-    page.goto(f"/login?next={next_url}")
-    page.get_by_label("Username").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**{next_url}")
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from a11y import assert_accessible
-from conftest import sign_in
 from playwright.sync_api import Page, expect
+from signin import sign_in
 
 
 def test_sign_in_and_out(page: Page, web_user) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ import uuid
 
 import httpx
 from a11y import assert_accessible
-from conftest import sign_in
 from huggingface_hub import CommitOperationAdd, HfApi
 from playwright.sync_api import Browser, Page, expect
+from signin import sign_in
 
 README = b"---\nlicense: other\nextra_gated_fields:\n  Company: text\n---\n# Gated\n"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 from a11y import assert_accessible
-from conftest import sign_in
 from playwright.sync_api import Browser, Page, expect
+from signin import sign_in
 
 DROP = """() => {
     const zone = document.querySelector('[data-dropzone]');

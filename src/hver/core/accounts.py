@@ -174,7 +174,9 @@ def get_org(session: Session, name: str) -> Account:
 
 def _new_account(session: Session, name: str, kind: str, **fields: object) -> Account:
     validate_namespace(name)
-    if session.scalar(select(Account.id).where(Account.name.ilike(name))) is not None:
+    # Names are unique whatever their case (a plain comparison: `_` is no wildcard here).
+    same = select(Account.id).where(func.lower(Account.name) == name.lower())
+    if session.scalar(same) is not None:
         raise Conflict(f"The name {name!r} is already taken.")
     account = Account(name=name, kind=kind, **fields)
     session.add(account)

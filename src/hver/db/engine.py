@@ -3,6 +3,13 @@
 SQLite is the embedded default: WAL, a busy timeout, and writes that take the
 write lock at BEGIN (`BEGIN IMMEDIATE`) so two writers queue instead of
 failing halfway with SQLITE_BUSY on lock upgrade.
+
+PostgreSQL keeps that contract: a write transaction first takes one transaction-scoped
+advisory lock, so writers from every process and machine run one at a time and each reads
+what the previous one committed (the domain code counts likes and checks names
+case-insensitively before inserting, as a single writer may). Reads never wait for it.
+Migrations run as such a write, so servers starting together on an empty database
+migrate it once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The key of the PostgreSQL advisory lock every write transaction holds ("hver").
+WRITE_LOCK = 0x68766572
 
 
 def make_engine(url: str) -> Engine:
@@ -42,7 +51,15 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "begin")
+        def _on_pg_begin(conn: Any) -> None:
+            if conn.get_execution_options().get("hver_write"):
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+
+    return engine
 
 
 def alembic_config(url: str) -> Config:
@@ -55,7 +72,7 @@ def alembic_config(url: str) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent, safe at every start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
+    with engine.execution_options(hver_write=True).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
