@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.utils import HfHubHTTPError
+from threads import parallel
 
 N = 8
 pytestmark = pytest.mark.usefixtures("no_server_errors")
-
-
-def _barrier_run(n, fn):
-    """Run fn(i) for i in range(n) on n threads, released together; returns results or
-    exceptions, in order."""
-    barrier = threading.Barrier(n)
-
-    def task(i):
-        barrier.wait()
-        try:
-            return fn(i)
-        except Exception as e:  # noqa: BLE001 - the test inspects it
-            return e
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(task, range(n)))
 
 
 def test_parallel_uploads_all_land(server, user, repo_factory, cache_dir):
@@ -40,7 +23,7 @@ def test_parallel_uploads_all_land(server, user, repo_factory, cache_dir):
                                path_in_repo=f"parallel/{i}.txt", repo_id=repo_id,
                                commit_message=f"writer {i}")
 
-    results = _barrier_run(N, upload)
+    results = parallel(N, upload)
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors
 
@@ -68,7 +51,7 @@ def test_parallel_lfs_uploads_all_land(server, user, repo_factory):
         return api.upload_file(path_or_fileobj=blobs[i], path_in_repo=f"w{i}.bin",
                                repo_id=repo_id)
 
-    results = _barrier_run(4, upload)
+    results = parallel(4, upload)
     assert not [r for r in results if isinstance(r, Exception)], results
     api = HfApi(endpoint=server.endpoint, token=user.token)
     infos = {e.path: e for e in api.get_paths_info(repo_id, [f"w{i}.bin" for i in range(4)])}
@@ -88,7 +71,7 @@ def test_same_parent_exactly_one_wins(server, user, repo_factory):
             repo_id, operations=[CommitOperationAdd("contended.txt", f"writer {i}".encode())],
             commit_message=f"writer {i}", parent_commit=parent)
 
-    results = _barrier_run(n, commit)
+    results = parallel(n, commit)
     wins = [r for r in results if not isinstance(r, Exception)]
     losses = [r for r in results if isinstance(r, Exception)]
     assert len(wins) == 1, results

@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 from sqlalchemy import create_engine, make_url, text
+from threads import parallel
 from webforms import browser, sign_in
 
 from hver.core import accounts
@@ -130,21 +130,6 @@ class Person:
     api: HfApi
 
 
-def _parallel(n: int, fn: Callable[[int], Any]) -> list[Any]:
-    """fn(0..n-1) on n threads released together; results or exceptions, in order."""
-    barrier = threading.Barrier(n)
-
-    def task(i: int) -> Any:
-        barrier.wait()
-        try:
-            return fn(i)
-        except Exception as e:  # noqa: BLE001 - the test inspects it
-            return e
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(task, range(n)))
-
-
 @pytest.fixture(scope="module")
 def people(pg: Pg) -> list[Person]:
     """Six users with write tokens, made by CLI processes running side by side."""
@@ -156,7 +141,7 @@ def people(pg: Pg) -> list[Person]:
         token = srv.hver("token", "create", names[i])
         return Person(names[i], token, HfApi(endpoint=srv.endpoint, token=token))
 
-    made = _parallel(len(names), make)
+    made = parallel(len(names), make)
     assert not [p for p in made if isinstance(p, Exception)], made
     return made
 
@@ -214,7 +199,7 @@ def test_servers_starting_together_migrate_once() -> None:
             return subprocess.run([sys.executable, "-c", code, url], capture_output=True,
                                   text=True, timeout=120)
 
-        results = _parallel(3, start)
+        results = parallel(3, start)
         assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-2000:] for r in results]
         engine = create_engine(url)
         try:
@@ -259,7 +244,7 @@ def test_writes_take_turns_across_connections(pg: Pg) -> None:
             with db.write() as session:
                 accounts.create_user(session, name if i % 2 else name.lower())
 
-        results = _parallel(4, create)
+        results = parallel(4, create)
         assert results.count(None) == 1, results
         assert all(isinstance(r, Conflict) for r in results if r is not None), results
     finally:
@@ -365,7 +350,7 @@ def test_listing_search_filter_sort_and_likes(pg: Pg, owner: Person, people: lis
         return int(r.json()["likes"])
 
     # Everyone likes the second repo at once, on both workers: no like is lost.
-    results = _parallel(len(people), like)
+    results = parallel(len(people), like)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert max(results) == len(people)
     assert owner.api.model_info(ids[1]).likes == len(people)
@@ -452,7 +437,7 @@ def test_same_parent_one_wins_and_no_commit_is_lost(pg: Pg, owner: Person) -> No
             repo_id, operations=[CommitOperationAdd(f"w{i}.txt", f"writer {i}".encode())],
             commit_message=f"writer {i}", parent_commit=parent_commit)
 
-    first = _parallel(2, commit)
+    first = parallel(2, commit)
     wins = [r for r in first if not isinstance(r, Exception)]
     (loss,) = [r for r in first if isinstance(r, Exception)]
     assert len(wins) == 1 and isinstance(loss, HfHubHTTPError), first
@@ -461,7 +446,7 @@ def test_same_parent_one_wins_and_no_commit_is_lost(pg: Pg, owner: Person) -> No
     assert [c.commit_id for c in commits[:2]] == [wins[0].oid, parent]
 
     # Without parent_commit both land, one on top of the other.
-    results = _parallel(2, lambda i: commit(i + 2, None))
+    results = parallel(2, lambda i: commit(i + 2, None))
     assert not [r for r in results if isinstance(r, Exception)], results
     commits = owner.api.list_repo_commits(repo_id)
     assert {c.commit_id for c in commits[:2]} == {r.oid for r in results}

@@ -471,3 +471,6 @@ def test_upload_script_is_served(server: Server) -> None:
     assert r.headers["content-type"].startswith("application/javascript")
     assert "max-age" in r.headers["cache-control"]
     assert "DataTransfer" in r.text and 'addEventListener("drop"' in r.text
+    # Only the UI's own files: nothing else under /static/, nor any path out of it.
+    for other in ("/static/nope.js", "/static/..%2Fpages.py", "/static/%2E%2E/__init__.py"):
+        assert httpx.get(f"{server.endpoint}{other}").status_code == 404, other

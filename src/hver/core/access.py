@@ -9,9 +9,11 @@ read-only (403 on writes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hver.core.accounts import READ_PERMISSION, WRITE_PERMISSION, Actor
 from hver.db.models import Repo
-from hver.errors import Forbidden, RepoNotFound, Unauthorized
+from hver.errors import Forbidden, HverError, RepoNotFound, Unauthorized
 
 
 def namespace_role(actor: Actor | None, namespace: str) -> str | None:
@@ -84,6 +86,25 @@ def require_admin(actor: Actor | None, repo: Repo) -> None:
     assert actor is not None
     if namespace_role(actor, repo.namespace) != "admin":
         raise Forbidden(f"You must be an admin of {repo.namespace!r} to change this.")
+
+
+def can_write(actor: Actor | None, repo: Repo) -> bool:
+    """`require_write` as a question (to offer, or not, what it guards)."""
+    return _passes(require_write, actor, repo)
+
+
+def can_admin(actor: Actor | None, repo: Repo) -> bool:
+    """`require_admin` as a question."""
+    return _passes(require_admin, actor, repo)
+
+
+def _passes(check: Callable[[Actor | None, Repo], None], actor: Actor | None,
+            repo: Repo) -> bool:
+    try:
+        check(actor, repo)
+    except HverError:
+        return False
+    return True
 
 
 def require_site_admin(actor: Actor | None) -> None:

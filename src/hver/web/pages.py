@@ -88,7 +88,9 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_CSS = (_HERE / "static" / "hver.css").read_bytes()
+# The web UI's own files, read once: the stylesheet and the drop zone's script.
+_STATIC = {name: ((_HERE / "static" / name).read_bytes(), media)
+           for name, media in (("hver.css", "text/css"), ("upload.js", "application/javascript"))}
 
 
 def human_size(n: int) -> str:
@@ -322,10 +324,12 @@ def _common(request: Request) -> dict[str, Any]:
             "here": request.url.path}
 
 
-@router.get("/static/hver.css")
-async def stylesheet() -> Response:
-    return Response(_CSS, media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=3600"})
+@router.get("/static/{name}")
+async def static_file(name: str) -> Response:
+    if name not in _STATIC:
+        raise NotFound(f"No static file {name!r}.")
+    data, media = _STATIC[name]
+    return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/")
@@ -424,22 +428,13 @@ class _RepoView:
     admin: bool = False  # may the viewer change the repo's settings (the Settings tab)
 
 
-def is_repo_admin(actor: Actor | None, repo: Repo) -> bool:
-    """Whether the actor may change the repo's settings: `access.require_admin`'s rule."""
-    try:
-        access.require_admin(actor, repo)
-    except HverError:
-        return False
-    return True
-
-
 def _open(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
           revision: str) -> tuple[_RepoView, Any]:
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
     view = _RepoView(repo, repo_type, revision, commit, repo_url(repo_type, repo.repo_id),
-                     admin=is_repo_admin(actor, repo))
+                     admin=access.can_admin(actor, repo))
     return view, git
 
 
@@ -591,7 +586,7 @@ def _commit_page(repo_type: RepoType) -> Any:
             git = hub.git.open(repo.storage_key)
             commit = core_diff.find_commit(git, param(oid))
             view = _RepoView(repo, repo_type, commit.id, commit.id,
-                             repo_url(repo_type, repo.repo_id), admin=is_repo_admin(actor, repo))
+                             repo_url(repo_type, repo.repo_id), admin=access.can_admin(actor, repo))
             when = datetime.fromtimestamp(commit.timestamp, UTC)
             return {"view": view, "commit": commit, "diff": core_diff.commit_diff(git, commit),
                     "author": commit.author.split(" <", 1)[0],

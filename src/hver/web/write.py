@@ -8,7 +8,6 @@ its CSRF field is checked before any file byte is accepted.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,7 +58,6 @@ from hver.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
-_JS = (Path(__file__).parent / "static" / "upload.js").read_bytes()
 SPACE_SDKS = core_repos.SPACE_SDKS
 NEW_PAGES = {RepoType.model: "/new", RepoType.dataset: "/new-dataset",
              RepoType.space: "/new-space"}
@@ -67,22 +65,7 @@ NEW_PAGES = {RepoType.model: "/new", RepoType.dataset: "/new-dataset",
 _FORM_ERRORS = (BadRequest, Conflict, PayloadTooLarge, RevisionNotFound)
 
 
-def may_write(actor: Actor | None, repo: Repo) -> bool:
-    """Whether to offer `actor` the writing links (upload, edit) of a repo page."""
-    try:
-        access.require_write(actor, repo)
-    except HverError:
-        return False
-    return True
-
-
-env.globals["may_write"] = may_write
-
-
-@router.get("/static/upload.js")
-async def upload_script() -> Response:
-    return Response(_JS, media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=3600"})
+env.globals["may_write"] = access.can_write  # to offer the upload and edit links, or not
 
 
 async def _writable(request: Request, repo_type: RepoType, ns: str, name: str,
@@ -357,7 +340,7 @@ def _refs(repo_type: RepoType) -> Any:
         hub = get_hub(request)
         view, git = await run_in_threadpool(_open, hub, actor, repo_type, ns, name,
                                             core_repos.DEFAULT_BRANCH)
-        return _refs_page(request, view, git, may_write(actor, view.repo))
+        return _refs_page(request, view, git, access.can_write(actor, view.repo))
 
     def submit(kind: str, delete: bool) -> Any:
         async def handler(request: Request, ns: str, name: str) -> Response:
