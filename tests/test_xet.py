@@ -32,6 +32,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.utils import _xet_progress_reporting as xet_progress
 from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+from xetkit import Cas, make_file, shard_for
 
 from hver.xet.hashing import (
     chunk_boundaries,
@@ -39,10 +40,8 @@ from hver.xet.hashing import (
     file_hash,
     hex_hash,
     raw_hash,
-    verification_hash,
 )
-from hver.xet.shard import CasInfo, FileRecipe, Shard, Term, serialize_shard
-from hver.xet.xorb import build_xorb
+from hver.xet.shard import FileRecipe, Shard, Term, serialize_shard
 
 MB = 1024 * 1024
 
@@ -359,51 +358,6 @@ def test_new_versions_store_only_what_changed(
 
 
 # -- bad input and access -----------------------------------------------------------------------
-
-
-class Cas:
-    """Raw CAS calls with a token from the Hub, for what a well-behaved client never sends."""
-
-    def __init__(self, endpoint: str, repo: str, hub_token: str | None, kind: str,
-                 repo_type: str = "models", ttl: int = 3600) -> None:
-        headers = {"Authorization": f"Bearer {hub_token}"} if hub_token else {}
-        r = httpx.get(f"{endpoint}/api/{repo_type}/{repo}/xet-{kind}-token/main",
-                      headers=headers)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert r.headers["X-Xet-Access-Token"] == body["accessToken"]
-        assert r.headers["X-Xet-Cas-Url"] == body["casUrl"]
-        assert int(r.headers["X-Xet-Token-Expiration"]) == body["exp"]
-        assert time.time() < body["exp"] <= time.time() + ttl + 1
-        self.url = body["casUrl"]
-        self.token = body["accessToken"]
-
-    def call(self, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", content=body, timeout=60,
-                             headers={"Authorization": f"Bearer {self.token}",
-                                      **(headers or {})})
-
-
-def make_file(seed: int, n_chunks: int = 3) -> tuple[bytes, bytes, Any, list[bytes]]:
-    """(xorb body, xorb hash, index, chunks) for a file of `n_chunks` random chunks."""
-    rng = random.Random(seed)
-    chunks = [rng.randbytes(rng.randint(10_000, 60_000)) for _ in range(n_chunks)]
-    body, index = build_xorb(chunks)
-    return body, index.hash(), index, chunks
-
-
-def shard_for(xorb: bytes, index: Any, chunks: list[bytes], *,
-              fh: bytes | None = None, sha: bytes | None = None) -> bytes:
-    pairs = list(zip(index.hashes, index.sizes, strict=True))
-    recipe = FileRecipe(
-        file_hash=fh or file_hash(pairs),
-        terms=[Term(xorb, 0, len(chunks), sum(index.sizes))],
-        verification=[verification_hash(index.hashes)],
-        sha256=sha or hashlib.sha256(b"".join(chunks)).digest(),
-    )
-    return serialize_shard(Shard(files=[recipe], xorbs=[
-        CasInfo(xorb, list(index.hashes), list(index.sizes))]), with_footer=False)
 
 
 @pytest.mark.usefixtures("no_server_errors")

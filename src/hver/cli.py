@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hub = Hub.open(settings)
     if hasattr(hub.blobs, "clean_staging"):
         hub.blobs.clean_staging(older_than=24 * 3600)
+    hub.remove_stale_locks()
     with hub.db.read() as session:
         has_users = accounts.has_users(session)
     url = f"http://{settings.host}:{settings.port}"

@@ -19,6 +19,14 @@ RESERVED_NAMESPACES = frozenset(
      "collections", "blog", "pricing", "_lfs"}
 )
 MAX_PATH_BYTES = 4096
+# Folders deep enough for any real repo; 1,000 nested trees would only make every tree
+# walk (and dulwich's recursive tree building) pay for someone's attack.
+MAX_PATH_SEGMENTS = 100
+# What checkouts on other filesystems would turn into `.git`: NTFS drops trailing dots
+# and spaces and knows the short name `git~1`; HFS+ ignores these code points.
+_HFS_IGNORED = dict.fromkeys(map(ord, "\u200c\u200d\u200e\u200f\u202a\u202b\u202c"
+                                      "\u202d\u202e\u206a\u206b\u206c\u206d\u206e"
+                                      "\u206f\ufeff"))
 
 
 class RepoType(enum.StrEnum):
@@ -62,7 +70,7 @@ def validate_part(part: str, what: str = "name") -> str:
         not _NAME_RE.match(part)
         or "--" in part
         or ".." in part
-        or part.endswith(".git")
+        or part.lower().endswith(".git")
         or part.endswith(".")
     ):
         raise InvalidName(
@@ -100,18 +108,29 @@ def validate_path(path: str) -> str:
     if path.startswith("/"):
         raise InvalidPath(f"Invalid file path {path!r}: paths must be relative.")
     parts = path.split("/")
+    if len(parts) > MAX_PATH_SEGMENTS:
+        raise InvalidPath(
+            f"File path is too deep: at most {MAX_PATH_SEGMENTS} segments are allowed.")
     for seg in parts:
         if seg in ("", ".", ".."):
             raise InvalidPath(
                 f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed."
             )
-        if seg == ".git":
+        if _is_dot_git(seg):
             raise InvalidPath(f"Invalid file path {path!r}: '.git' is reserved.")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidPath(f"Invalid file path {path!r}: not valid UTF-8.") from None
     return path
+
+
+def _is_dot_git(segment: str) -> bool:
+    """Whether a checkout would take this segment for `.git`: in any case (`.GIT` on a
+    case-insensitive filesystem), or spelled as NTFS or HFS+ would read it as `.git`,
+    as git's own `verify_path` refuses them."""
+    name = segment.translate(_HFS_IGNORED).rstrip(". ").lower()
+    return name in (".git", "git~1")
 
 
 def validate_folder(path: str) -> str:

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from hver.api import accounts as accounts_api
 from hver.api.deps import ActorDep
 from hver.api.errors import error_response
+from hver.api.util import read_json
 from hver.core.accounts import Actor
 from hver.core.cards import CardError, parse_front_matter
 from hver.errors import BadRequest, Unauthorized
@@ -62,10 +63,7 @@ def access_token_info(actor: Actor) -> dict[str, Any]:
 
 @router.post("/api/validate-yaml")
 async def validate_yaml(request: Request) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("Body must be JSON: {\"content\": ..., \"repoType\": ...}") from None
+    body = await read_json(request, "Body must be JSON: {\"content\": ..., \"repoType\": ...}")
     content = body.get("content") if isinstance(body, dict) else None
     if not isinstance(content, str):
         raise BadRequest("'content' must be a string.")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, base_url, load_repo, param, repo_type_from_plural
-from hver.api.util import query_bool
+from hver.api.util import parse_json, query_bool, read_json
 from hver.core import access
 from hver.core import commits as core_commits
 from hver.core.commits import AddFile, AddLfs, DeleteFile, DeleteFolder, Operation
@@ -26,10 +25,7 @@ MAX_PREUPLOAD_FILES = 1000
 async def preupload(request: Request, plural: str, ns: str, name: str, revision: str,
                     hub: HubDep, actor: ActorDep) -> Any:
     repo_type = repo_type_from_plural(plural)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("Body must be JSON: {\"files\": [...]}.") from None
+    body = await read_json(request, "Body must be JSON: {\"files\": [...]}.")
     files = body.get("files") if isinstance(body, dict) else None
     if not isinstance(files, list) or len(files) > MAX_PREUPLOAD_FILES:
         raise BadRequest(f"'files' must be a list of at most {MAX_PREUPLOAD_FILES} entries.")
@@ -70,10 +66,7 @@ def parse_ndjson(body: bytes) -> tuple[dict[str, Any], list[Operation]]:
     for n, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise BadRequest(f"Line {n} of the commit body is not valid JSON.") from None
+        item = parse_json(line, f"Line {n} of the commit body is not valid JSON.")
         if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
             raise BadRequest(f"Line {n}: expected {{\"key\": ..., \"value\": {{...}}}}.")
         key, value = item.get("key"), item["value"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,7 +18,7 @@ from hver.api.deps import (
     param,
     repo_type_from_plural,
 )
-from hver.api.util import iso
+from hver.api.util import iso, parse_json
 from hver.core import gating
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
@@ -69,19 +68,12 @@ async def _form(request: Request) -> dict[str, Any]:
     elif ctype == "application/x-www-form-urlencoded":
         data = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     else:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise BadRequest("Send the form as JSON or application/x-www-form-urlencoded.") \
-                from None
+        data = parse_json(body, "Send the form as JSON or application/x-www-form-urlencoded.")
     if not isinstance(data, dict):
         raise BadRequest("The access request form must be an object.")
     fields = data.get("fields")
     if isinstance(fields, str):
-        try:
-            fields = json.loads(fields)
-        except ValueError:
-            raise BadRequest("'fields' must be a JSON object.") from None
+        fields = parse_json(fields, "'fields' must be a JSON object.")
     out: dict[str, Any] = {str(k): v for k, v in data.items() if k != "fields"}
     if isinstance(fields, dict):
         out |= {str(k): v for k, v in fields.items()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,13 +16,15 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
 from hver.api.gating import require_file_access
-from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, receive_into
+from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, read_json, receive_into
 from hver.core import access
 from hver.core import lfs as core_lfs
 from hver.core import xet as core_xet
 from hver.core.hub import Hub
+from hver.core.objects import held_object
 from hver.core.signing import Signer
-from hver.errors import BadRequest, NotFound
+from hver.db.models import Repo
+from hver.errors import BadRequest, Conflict, NotFound
 from hver.names import RepoType
 from hver.storage.lfs import ObjectWriter, blob_key, check_oid, store_staged
 
@@ -35,17 +39,16 @@ class BigFileResponse(FileResponse):
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise BadRequest("Body must be JSON.") from None
+    return await read_json(request, "Body must be JSON.")
 
 
-def _upload_url(request: Request, signer: Signer, repo_id: int, oid: str, size: int,
+def _upload_url(request: Request, signer: Signer, repo: Repo, oid: str, size: int,
                 part: int | None = None) -> str:
-    exp, sig = signer.sign("upload", repo_id, oid, size)
+    # Signed for the repo's storage key too: a URL of a deleted repo is void, even for a
+    # repo that would get its id.
+    exp, sig = signer.sign("upload", repo.id, repo.storage_key, oid, size)
     suffix = f"/{part}" if part is not None else ""
-    return (f"{base_url(request)}/_lfs/upload/{repo_id}/{oid}{suffix}"
+    return (f"{base_url(request)}/_lfs/upload/{repo.id}/{oid}{suffix}"
             f"?size={size}&exp={exp}&sig={sig}")
 
 
@@ -79,7 +82,7 @@ def _batch_handler(repo_type: RepoType) -> Any:
             if p.error is not None:
                 item["error"] = p.error
             elif operation == "download":
-                exp, sig = signer.sign("download", p.oid, "", repo.id)
+                exp, sig = signer.sign("download", p.oid, "", repo.id, repo.storage_key)
                 href = (f"{base_url(request)}/_lfs/objects/{p.oid}"
                         f"?repo={repo.id}&exp={exp}&sig={sig}")
                 item["actions"] = {"download": {
@@ -87,12 +90,12 @@ def _batch_handler(repo_type: RepoType) -> Any:
                     "expires_in": hub.settings.signed_url_ttl}}
             elif not p.present:
                 upload: dict[str, Any] = {
-                    "href": _upload_url(request, signer, repo.id, p.oid, p.size),
+                    "href": _upload_url(request, signer, repo, p.oid, p.size),
                     "expires_in": hub.settings.signed_url_ttl,
                 }
                 if p.parts:
                     upload["header"] = {"chunk_size": str(hub.settings.lfs_part_size)} | {
-                        f"{n:05d}": _upload_url(request, signer, repo.id, p.oid, p.size, n)
+                        f"{n:05d}": _upload_url(request, signer, repo, p.oid, p.size, n)
                         for n in range(1, p.parts + 1)
                     }
                 item["actions"] = {"upload": upload, "verify": {"href": verify_href}}
@@ -127,21 +130,23 @@ for _t in RepoType:
     router.add_api_route(f"{_prefix}/verify", _verify_handler(_t), methods=["POST"])
 
 
-def _check_upload(request: Request, signer: Signer, repo_id: int, oid: str) -> int:
+def _check_upload(request: Request, hub: Hub, signer: Signer, repo_id: int, oid: str) -> int:
     q = request.query_params
     check_oid(oid)
     try:
         size = int(q.get("size", ""))
     except ValueError:
         raise BadRequest("Invalid upload URL.") from None
-    signer.verify("upload", repo_id, oid, size, exp=q.get("exp", ""), sig=q.get("sig", ""))
+    repo = core_lfs.repo_by_pk(hub, repo_id)
+    signer.verify("upload", repo_id, repo.storage_key if repo else "", oid, size,
+                  exp=q.get("exp", ""), sig=q.get("sig", ""))
     return size
 
 
 @router.put("/_lfs/upload/{repo_id}/{oid}")
 async def upload(request: Request, repo_id: int, oid: str, hub: HubDep,
                  signer: SignerDep) -> Any:
-    size = _check_upload(request, signer, repo_id, oid)
+    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     writer = await run_in_threadpool(ObjectWriter, hub.blobs, oid, size)
     await receive_into(request, writer)
     await run_in_threadpool(writer.commit)
@@ -154,6 +159,12 @@ class _PartWriter:
 
     def __init__(self, path: Path, offset: int, limit: int) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        # Held until closed: `_take_parts` cannot take the file while a part is written
+        # into it, and a part that arrives after it was taken writes nothing into it.
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not _is_current(fd, path):
+            os.close(fd)
+            raise Conflict("This upload was completed; start a new one.")
         self.file = os.fdopen(fd, "r+b")
         self.file.seek(offset)
         self.limit = limit
@@ -181,10 +192,38 @@ def _multipart_path(hub: Hub, repo_id: int, oid: str) -> Path:
     return hub.settings.tmp_dir / f"multipart-{repo_id}-{oid}"
 
 
+def _is_current(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _take_parts(path: Path) -> Path:
+    """Move the parts' file to a name of its own, once no part is being written into it:
+    what is then hashed and stored can no longer change under a late part upload."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise BadRequest("No parts were uploaded.") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict("Parts of this object are still being uploaded.") from None
+        if not _is_current(fd, path):
+            raise Conflict("This upload was completed meanwhile.")
+        taken = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+        os.rename(path, taken)
+    finally:
+        os.close(fd)
+    return taken
+
+
 @router.put("/_lfs/upload/{repo_id}/{oid}/{part}")
 async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: HubDep,
                       signer: SignerDep) -> Any:
-    size = _check_upload(request, signer, repo_id, oid)
+    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     part_size = hub.settings.lfs_part_size
     if part < 1 or (part - 1) * part_size >= max(size, 1):
         raise BadRequest(f"Invalid part number {part}.")
@@ -202,17 +241,14 @@ async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: 
 @router.post("/_lfs/upload/{repo_id}/{oid}")
 async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubDep,
                              signer: SignerDep) -> Any:
-    size = _check_upload(request, signer, repo_id, oid)
+    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     body = await _json(request)
     parts = body.get("parts") if isinstance(body, dict) else None
     expected = max(1, -(-size // hub.settings.lfs_part_size))
     if not isinstance(parts, list) or len(parts) != expected:
         raise BadRequest(f"Expected {expected} parts.")
-    staged = _multipart_path(hub, repo_id, oid)
-    if not staged.exists():
-        raise BadRequest("No parts were uploaded.")
-
     def finish() -> None:
+        staged = _take_parts(_multipart_path(hub, repo_id, oid))
         store_staged(hub.blobs, staged, oid, size)
         core_lfs.register_object(hub, repo_id, oid, size)
 
@@ -222,22 +258,34 @@ async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubD
 
 @router.api_route("/_lfs/objects/{oid}", methods=["GET", "HEAD"])
 async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -> Any:
-    """Serve an LFS object through a signed URL (the target of resolve redirects)."""
+    """Serve an LFS object through a signed URL (the target of resolve redirects).
+
+    The URL names a repo, and only what that repo holds is served (`core.objects`).
+    """
     q = request.query_params
     check_oid(oid)
-    commit, repo = q.get("commit", ""), q.get("repo", "")
-    signer.verify("download", oid, commit, repo, exp=q.get("exp", ""), sig=q.get("sig", ""))
-    path = hub.blobs.local_path(blob_key(oid))
+    commit, repo_pk = q.get("commit", ""), q.get("repo", "")
+    repo = await run_in_threadpool(
+        core_lfs.repo_by_pk, hub, int(repo_pk) if repo_pk.isdigit() else 0)
+    signer.verify("download", oid, commit, repo_pk, repo.storage_key if repo else "",
+                  exp=q.get("exp", ""), sig=q.get("sig", ""))
+    assert repo is not None  # the signature names its storage key
+    obj = await run_in_threadpool(held_object, hub, repo.id, oid)
+    if obj is None:
+        raise NotFound("Object not found", code="EntryNotFound")
     headers = FILE_HEADERS | {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
                               "private, max-age=31536000, immutable"}
     if commit:
         headers["X-Repo-Commit"] = commit
     filename = q.get("filename") or None
-    if path is None:
-        xet_file = await run_in_threadpool(core_xet.repo_file, hub, int(repo), oid)
+    if obj.xet_hash is not None:
+        xet_file = await run_in_threadpool(core_xet.get_file, hub, obj.xet_hash)
         if xet_file is None:
             raise NotFound("Object not found", code="EntryNotFound")
         return _xet_response(request, hub, xet_file, headers, filename)
+    path = hub.blobs.local_path(blob_key(oid))
+    if path is None:
+        raise NotFound("Object not found", code="EntryNotFound")
     stat = path.stat()
     headers["X-Linked-Size"] = str(stat.st_size)
     return BigFileResponse(path, headers=headers, filename=filename, stat_result=stat,

@@ -16,8 +16,22 @@ What is counted where:
   byte ranges, and expire. A large download or multipart upload makes many of them.
 - Xet CAS calls count against the account their CAS token names (anonymous readers:
   against their IP), so minting more CAS tokens buys no extra budget.
+- Sign-in attempts (`POST /login`) count against the client IP alone, in a budget of
+  their own (`LOGIN_PER_MINUTE`, never more than `rate_limit_anonymous`; none when that
+  is 0), whatever `Authorization` header they carry: no header buys a fresh budget for
+  guessing passwords. Per account, `hver.core.login_throttle` slows guessing further.
 - Everything else counts against its `Authorization` token (Bearer, or a Basic
   password as git sends), else against the client IP.
+
+A token gets a budget of its own only once the hub has accepted it: made up, a token
+would otherwise be a fresh budget per request. Until a request with it succeeds
+(the route resolved it to a user), a token's requests count against its client IP, in
+a bucket the size of the anonymous one but apart from it, so that the first requests of
+a building's new tokens do not spend its visitors' budget: an address gets at most
+twice the anonymous budget, whatever it sends. Accepted tokens are remembered (as
+keyed hashes) while in use, and forgotten after `KNOWN_TTL` unused or once refused.
+This costs no database lookup: the route looks the token up anyway, and the middleware
+reads its verdict from the request's state.
 
 Bodies: a request declaring a `Content-Length` over its limit is refused before it is
 read; a body sent without one is counted as it streams and refused (413) once it
@@ -45,12 +59,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hver.api.errors import error_response
 from hver.config import Settings
 from hver.core import xet as core_xet
+from hver.core.accounts import Actor
 from hver.core.signing import Signer
 from hver.errors import HverError, PayloadTooLarge
 from hver.names import RESERVED_NAMESPACES
 
 WINDOW = 60.0  # seconds: limits are requests per minute
 SWEEP_EVERY = 60.0  # seconds between removals of full (idle) buckets
+LOGIN_PER_MINUTE = 30  # sign-in attempts per client IP, at most
+KNOWN_TTL = 24 * 3600.0  # seconds an accepted token is remembered after its last use
 
 _UNLIMITED = re.compile(r"^/(?:api/health$|_lfs/|xet/[^/]+/fetch/)")
 _CAS = re.compile(r"^/xet/[^/]+/")
@@ -149,6 +166,9 @@ class LimitsMiddleware:
         self.max_body = settings.max_request_body
         self.tokens = RateLimiter(settings.rate_limit)
         self.anonymous = RateLimiter(settings.rate_limit_anonymous)
+        self.unverified = RateLimiter(settings.rate_limit_anonymous)
+        self.logins = RateLimiter(min(LOGIN_PER_MINUTE, settings.rate_limit_anonymous))
+        self.known = _KnownTokens()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,11 +176,13 @@ class LimitsMiddleware:
             return
         path: str = scope["path"]
         if not _UNLIMITED.match(path):
-            limiter, key, resource = self._bucket(scope, path)
+            limiter, key, resource, token = self._bucket(scope, path)
             wait = limiter.take(key)
             if wait > 0:
                 await self._too_many(scope, receive, send, limiter, resource, wait)
                 return
+            if token is not None:
+                send = self._learn(scope, send, token, limiter is self.unverified)
         limit = self._body_limit(path, scope["method"])
         if limit is None:
             await self.app(scope, receive, send)
@@ -171,7 +193,13 @@ class LimitsMiddleware:
             return
         await _LimitedBody(self.app, limit)(scope, receive, send)
 
-    def _bucket(self, scope: Scope, path: str) -> tuple[RateLimiter, bytes, str]:
+    def _bucket(self, scope: Scope, path: str) -> tuple[RateLimiter, bytes, str, bytes | None]:
+        """The limiter and bucket a request counts against, its resource name, and the
+        digest of its token when the route's verdict on that token is to be learnt."""
+        client = scope.get("client")
+        ip = _digest(b"ip", str(client[0]) if client else "unknown")
+        if path == "/login" and scope["method"] == "POST":
+            return self.logins, ip, "login", None
         token = credential(_header(scope, b"authorization"))
         if token is not None and _CAS.match(path):
             try:
@@ -179,12 +207,30 @@ class LimitsMiddleware:
             except HverError:
                 account = None  # refused by the route: counted as anonymous
             if account is not None:
-                return self.tokens, _digest(b"account", str(account)), "api"
+                return self.tokens, _digest(b"account", str(account)), "api", None
         elif token is not None:
-            return self.tokens, _digest(b"token", token), "api"
-        client = scope.get("client")
-        ip = str(client[0]) if client else "unknown"
-        return self.anonymous, _digest(b"ip", ip), "anonymous"
+            digest = _digest(b"token", token)
+            if self.known.has(digest):
+                return self.tokens, digest, "api", digest
+            return self.unverified, ip, "anonymous", digest
+        return self.anonymous, ip, "anonymous", None
+
+    def _learn(self, scope: Scope, send: Send, token: bytes, first: bool) -> Send:
+        """`send`, learning from the response whether the route accepted the token."""
+        state = scope.setdefault("state", {})  # where the route's Request.state lives
+
+        async def learning(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                actor = state.get("hver_actor")
+                if isinstance(actor, Actor) and actor.token_id is not None:
+                    if first:  # it has spent from its address; count it against itself too
+                        self.tokens.take(token)
+                    self.known.add(token)
+                elif message["status"] == 401:
+                    self.known.discard(token)  # revoked, expired, or never valid
+            await send(message)
+
+        return learning
 
     def _body_limit(self, path: str, method: str) -> int | None:
         if self.max_body <= 0 or _OWN_BODY_LIMIT.match(path):
@@ -199,15 +245,42 @@ class LimitsMiddleware:
     async def _too_many(scope: Scope, receive: Receive, send: Send, limiter: RateLimiter,
                         resource: str, wait: float) -> None:
         seconds = max(1, math.ceil(wait))
-        who = "token" if resource == "api" else "client address without a token"
+        who = {"api": "this token may make",
+               "login": "this client address may make",
+               "anonymous": "this client address may make, without an accepted token,"}[resource]
+        what = "sign-in attempts" if resource == "login" else "requests"
         response = error_response(
-            429, f"Too many requests: this {who} may make {int(limiter.capacity)} requests "
-                 f"a minute. Retry after {seconds} s.", "TooManyRequests")
+            429, f"Too many requests: {who} {int(limiter.capacity)} {what} a minute. "
+                 f"Retry after {seconds} s.", "TooManyRequests")
         response.headers["Retry-After"] = str(seconds)
         response.headers["RateLimit"] = f'"{resource}";r=0;t={seconds}'
         response.headers["RateLimit-Policy"] = (
             f'"token bucket";"{resource}";q={int(limiter.capacity)};w={int(WINDOW)}')
         await response(scope, receive, send)
+
+
+class _KnownTokens:
+    """Digests of tokens a route has accepted, with when each was last used."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.seen: dict[bytes, float] = {}  # oldest use first
+        self.swept = clock()
+
+    def has(self, digest: bytes) -> bool:
+        now = self.clock()
+        if now - self.swept >= SWEEP_EVERY:
+            self.swept = now
+            while self.seen and now - next(iter(self.seen.values())) >= KNOWN_TTL:
+                del self.seen[next(iter(self.seen))]
+        return digest in self.seen
+
+    def add(self, digest: bytes) -> None:
+        self.seen.pop(digest, None)
+        self.seen[digest] = self.clock()
+
+    def discard(self, digest: bytes) -> None:
+        self.seen.pop(digest, None)
 
 
 def _too_large(limit: int) -> ASGIApp:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, param
+from hver.api.util import read_json
 from hver.core import orgs as core_orgs
 from hver.db.models import Account
 from hver.errors import BadRequest
@@ -63,10 +64,7 @@ async def org_members(name: str, hub: HubDep) -> Any:
 @router.put("/api/organizations/{name}/members/{user}")
 async def set_member(request: Request, name: str, user: str, hub: HubDep,
                      actor: ActorDep) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("Body must be JSON: {\"role\": \"read\"|\"write\"|\"admin\"}.") from None
+    body = await read_json(request, "Body must be JSON: {\"role\": \"read\"|\"write\"|\"admin\"}.")
     role = body.get("role") if isinstance(body, dict) else None
     if not isinstance(role, str):
         raise BadRequest("'role' must be one of read, write, admin.")

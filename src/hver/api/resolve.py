@@ -17,10 +17,11 @@ from hver.api.util import FILE_HEADERS, INLINE_IMAGE_TYPES, RangeNotSatisfiable,
 from hver.api.xet import read_token_url
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
-from hver.core import xet as core_xet
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
+from hver.core.objects import held_object
 from hver.core.tree import FileInfo
+from hver.errors import NotFound
 from hver.names import RepoType, validate_path
 
 router = APIRouter()
@@ -33,6 +34,7 @@ COUNTED_FILES = {RepoType.model: "config.json", RepoType.dataset: "README.md"}
 @dataclass
 class _Found:
     repo_pk: int
+    storage_key: str
     repo_id: str
     commit: str
     info: FileInfo
@@ -50,10 +52,14 @@ def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: s
     data = git.blob(info.oid) if info.lfs is None else None
     xet_hash = None
     if info.lfs is not None:
-        xet_hash = core_xet.hashes_for(hub, repo.id, [info.lfs.oid]).get(info.lfs.oid)
+        obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
+        if obj is None:
+            raise NotFound(f"The content of {path} is not stored in this repo.",
+                           code="EntryNotFound")
+        xet_hash = obj.xet_hash
     if counts and COUNTED_FILES.get(repo_type) == path:
         core_repos.count_download(hub, repo.id)
-    return _Found(repo.id, repo.repo_id, commit, info, data, xet_hash)
+    return _Found(repo.id, repo.storage_key, repo.repo_id, commit, info, data, xet_hash)
 
 
 def _handler(repo_type: RepoType) -> Any:
@@ -82,7 +88,8 @@ def _handler(repo_type: RepoType) -> Any:
                 if request.method == "HEAD":  # all a Xet client needs; no redirect to follow
                     return Response(status_code=200, headers=headers | {
                         "Content-Length": str(info.lfs.size)})
-            exp, sig = signer.sign("download", info.lfs.oid, commit, found.repo_pk)
+            exp, sig = signer.sign("download", info.lfs.oid, commit, found.repo_pk,
+                                   found.storage_key)
             query = urlencode({"commit": commit, "repo": found.repo_pk, "filename": filename,
                                "exp": exp, "sig": sig})
             location = f"{base_url(request)}/_lfs/objects/{info.lfs.oid}?{query}"

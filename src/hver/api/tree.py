@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
-from hver.api.util import cursor, iso_ts, next_link, query_bool
+from hver.api.util import cursor, iso_ts, next_link, query_bool, read_json
 from hver.core import refs as core_refs
 from hver.core import tree as core_tree
 from hver.core import xet as core_xet
@@ -102,10 +102,7 @@ async def paths_info(request: Request, plural: str, ns: str, name: str, revision
     repo_type = repo_type_from_plural(plural)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadRequest("Invalid JSON body.") from None
+        body = await read_json(request, "Invalid JSON body.")
         paths = body.get("paths", []) if isinstance(body, dict) else []
         expand = bool(body.get("expand")) if isinstance(body, dict) else False
     else:

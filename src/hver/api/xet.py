@@ -29,7 +29,6 @@ from hver.api.lfs import BigFileResponse
 from hver.api.util import RangeNotSatisfiable, parse_range, read_body, receive_into
 from hver.core import access
 from hver.core import xet as core_xet
-from hver.core.hub import Hub
 from hver.core.signing import Signer
 from hver.errors import BadRequest, Forbidden, NotFound
 from hver.names import RepoType
@@ -137,14 +136,6 @@ async def dedup_query(request: Request, prefix: str, chunk: str, hub: HubDep,
     return Response(shard, media_type="application/octet-stream")
 
 
-def _readable_file(hub: Hub, token: core_xet.CasToken, file_id: str) -> core_xet.XetFileInfo:
-    info = core_xet.get_file(hub, core_xet.check_hash(file_id))
-    if info is None:
-        raise NotFound(f"File {file_id} not found.", code="EntryNotFound")
-    core_xet.require_file_access(hub, token, info)
-    return info
-
-
 def _plan_json(request: Request, signer: Signer, token: core_xet.CasToken,
                plan: core_xet.Plan, version: int = 1) -> dict[str, Any]:
     """A reconstruction plan: v1 gives one signed URL per chunk range, v2 one per xorb."""
@@ -184,7 +175,7 @@ def _reconstruction(version: int) -> Any:
         token = _token(request, signer)
 
         def run() -> Any:
-            info = _readable_file(hub, token, file_id)
+            info = core_xet.readable_file(hub, token, file_id)
             try:
                 rng = parse_range(request.headers.get("range"), info.size)
             except RangeNotSatisfiable:
@@ -215,7 +206,7 @@ async def batch_reconstruction(request: Request, hub: HubDep, signer: SignerDep)
         files: dict[str, Any] = {}
         fetch_info: dict[str, list[dict[str, Any]]] = {}
         for file_id in ids:
-            info = _readable_file(hub, token, file_id)
+            info = core_xet.readable_file(hub, token, file_id)
             body = _plan_json(request, signer, token, core_xet.plan(hub, info, 0, info.size))
             files[file_id] = body["terms"]
             for xorb, entries in body["fetch_info"].items():

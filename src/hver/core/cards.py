@@ -24,12 +24,34 @@ def parse_front_matter(text: str) -> dict[str, Any]:
         data = yaml.safe_load(m.group(1))
     except yaml.YAMLError as e:
         raise CardError(f"Invalid YAML in README.md metadata: {e}") from None
+    except RecursionError:
+        data = _TOO_DEEP
     if data is None:
         return {}
+    if data is _TOO_DEEP or _depth(data) > MAX_DEPTH:
+        raise CardError(f"README.md metadata is nested deeper than {MAX_DEPTH} levels.")
     if not isinstance(data, dict):
         raise CardError("README.md metadata must be a YAML mapping.")
     result: dict[str, Any] = _jsonable(data)
     return result
+
+
+MAX_DEPTH = 64
+_TOO_DEEP = object()
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value`, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def strip_front_matter(text: str) -> str:

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pathspec
-from sqlalchemy import select
 
 from hver.core import access
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
-from hver.core.lfs import stored_objects
+from hver.core.objects import held_objects
 from hver.core.repos import DEFAULT_BRANCH, author_line, refresh_index
 from hver.core.tree import branch_ref, get_file, paths_info, resolve_revision
-from hver.db.models import LfsObject, Repo
+from hver.db.models import Repo
 from hver.errors import (
     BadRequest,
     Conflict,
@@ -34,7 +33,7 @@ from hver.errors import (
 )
 from hver.names import validate_folder, validate_path
 from hver.storage.git import FILE_MODE, GitRepo
-from hver.storage.lfs import Pointer, check_oid
+from hver.storage.lfs import Pointer, check_oid, parse_pointer
 
 MAX_CAS_ATTEMPTS = 100
 
@@ -101,7 +100,7 @@ def create_commit(
         raise PayloadTooLarge(
             f"Too many operations in one commit: {len(operations)} > {settings.max_commit_files}."
         )
-    ops = [validate_operation(op) for op in operations]
+    ops = [_pointer_as_lfs(validate_operation(op)) for op in operations]
     for op in ops:
         if isinstance(op, AddFile) and len(op.content) > settings.max_inline_file_size:
             raise PayloadTooLarge(
@@ -147,32 +146,34 @@ def create_commit(
     return sha
 
 
+def _pointer_as_lfs(op: Operation) -> Operation:
+    """A regular file whose content is an LFS pointer names that object, so it is held to
+    the rules of one: the repo must hold the object. It is never stored as text that a
+    reader would take for a pointer to someone else's bytes."""
+    if isinstance(op, AddFile):
+        pointer = parse_pointer(op.content)
+        if pointer is not None:
+            return AddLfs(op.path, pointer.oid, pointer.size)
+    return op
+
+
 def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs]) -> dict[str, int]:
-    """Sizes of the LFS objects the operations name; each must be uploaded to this repo."""
+    """Sizes of the LFS objects the operations name; the repo must hold each one."""
     if not ops:
         return {}
-    oids = {op.oid for op in ops}
-    with hub.db.read() as session:
-        known = dict(
-            session.execute(
-                select(LfsObject.oid, LfsObject.size).where(
-                    LfsObject.repo_id == repo.id, LfsObject.oid.in_(oids)
-                )
-            ).tuples().all()
-        )
-    stored = stored_objects(hub, repo.id, set(known))
+    held = held_objects(hub, repo.id, {op.oid for op in ops})
     for op in ops:
-        size = known.get(op.oid)
-        if size is None or op.oid not in stored:
+        obj = held.get(op.oid)
+        if obj is None:
             raise LfsObjectMissing(
                 f"LFS object {op.oid} for {op.path} was never uploaded to this repo; "
                 "upload it before committing."
             )
-        if op.size is not None and op.size != size:
+        if op.size is not None and op.size != obj.size:
             raise BadRequest(
-                f"LFS object {op.oid} for {op.path} is {size} bytes, not {op.size}."
+                f"LFS object {op.oid} for {op.path} is {obj.size} bytes, not {op.size}."
             )
-    return known
+    return {oid: obj.size for oid, obj in held.items()}
 
 
 def _apply(files: dict[str, tuple[int, str]], op: Operation, blob: str | None) -> None:

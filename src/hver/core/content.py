@@ -13,10 +13,10 @@ from typing import BinaryIO
 
 from hver.core import xet as core_xet
 from hver.core.hub import Hub
+from hver.core.objects import held_object, open_blob
 from hver.core.tree import FileInfo
 from hver.errors import NotFound
 from hver.storage.git import GitRepo
-from hver.storage.lfs import blob_key
 
 
 class _XetReader(io.RawIOBase):
@@ -57,15 +57,16 @@ class _XetReader(io.RawIOBase):
 def open_file(hub: Hub, git: GitRepo, repo_id: int, info: FileInfo) -> BinaryIO:
     """The content of `info` (a file of the repo with primary key `repo_id`), seekable.
 
-    NotFound when an LFS pointer names content this hub does not hold.
+    NotFound when it is an LFS pointer to an object the repo does not hold
+    (`core.objects`): other repos' copies of those bytes are never read.
     """
     if info.lfs is None:
         return io.BytesIO(git.blob(info.oid))
-    key = blob_key(info.lfs.oid)
-    if hub.blobs.exists(key):
-        return hub.blobs.open(key)
-    xet_file = core_xet.repo_file(hub, repo_id, info.lfs.oid)
-    if xet_file is None:
+    obj = held_object(hub, repo_id, info.lfs.oid, info.lfs.size)
+    xet_file = core_xet.get_file(hub, obj.xet_hash) if obj and obj.xet_hash else None
+    if obj is None or (obj.xet_hash is not None and xet_file is None):
         raise NotFound(f"The content of {info.path} is not stored on this hub.",
                        code="EntryNotFound")
+    if xet_file is None:
+        return open_blob(hub, obj)
     return io.BufferedReader(_XetReader(hub, xet_file), buffer_size=1 << 20)

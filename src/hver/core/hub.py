@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 
 from hver.config import Settings
 from hver.db.engine import Database
 from hver.storage.blobs import BlobStore, open_blob_store
 from hver.storage.git import GitStore
+
+log = logging.getLogger("hver")
 
 
 @dataclass
@@ -16,9 +20,11 @@ class Hub:
     db: Database
     git: GitStore
     blobs: BlobStore
+    opened_at: float = field(default_factory=time.time)
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Hub:
+        opened_at = time.time()
         settings.data.mkdir(parents=True, exist_ok=True)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
@@ -29,7 +35,18 @@ class Hub:
             db=db,
             git=GitStore(settings.repos_dir),
             blobs=open_blob_store(settings.resolved_blob_url, settings.tmp_dir),
+            opened_at=opened_at,
         )
+
+    def remove_stale_locks(self) -> int:
+        """Start-up recovery for `hver serve` (in the parent, before any worker): the git
+        lock files a killed server left, older than this hub, would make commits wait and
+        fail with 409 (`refs/heads/main.lock`) and `git fsck` complain (loose objects).
+        Never from a command that may run beside a serving process: its locks are live."""
+        removed = self.git.remove_stale_locks(before=self.opened_at)
+        if removed:
+            log.warning("removed %d git lock file(s) left by a stopped server", removed)
+        return removed
 
     def close(self) -> None:
         self.db.dispose()

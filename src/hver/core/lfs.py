@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hver.core.hub import Hub
+from hver.core.objects import held_object, held_objects
 from hver.db.models import LfsObject, Repo
 from hver.errors import BadRequest
-from hver.storage.lfs import blob_key, check_oid
+from hver.storage.lfs import check_oid
 
 MAX_BATCH_OBJECTS = 1000
 
@@ -43,25 +43,13 @@ def parse_objects(objects: Any) -> list[tuple[str, int]]:
     return out
 
 
-def repo_objects(hub: Hub, repo: Repo, oids: set[str]) -> dict[str, int]:
-    with hub.db.read() as session:
-        return dict(
-            session.execute(
-                select(LfsObject.oid, LfsObject.size).where(
-                    LfsObject.repo_id == repo.id, LfsObject.oid.in_(oids)
-                )
-            ).tuples().all()
-        )
-
-
 def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
-    known = repo_objects(hub, repo, {oid for oid, _ in objects})
-    stored = stored_objects(hub, repo.id, set(known))
+    held = held_objects(hub, repo.id, {oid for oid, _ in objects})
     out = []
     threshold = hub.settings.lfs_multipart_threshold
     for oid, size in objects:
         obj = BatchObject(oid, size)
-        if oid in known and known[oid] == size and oid in stored:
+        if oid in held and held[oid].size == size:
             obj.present = True
         elif size >= threshold:
             obj.parts = max(1, math.ceil(size / hub.settings.lfs_part_size))
@@ -70,15 +58,24 @@ def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[Ba
 
 
 def plan_download(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
-    known = repo_objects(hub, repo, {oid for oid, _ in objects})
-    stored = stored_objects(hub, repo.id, set(known))
+    """Only objects the repo holds can be downloaded from it, whoever else holds them."""
+    held = held_objects(hub, repo.id, {oid for oid, _ in objects})
     out = []
     for oid, size in objects:
-        obj = BatchObject(oid, known.get(oid, size))
-        if oid not in stored:
+        obj = BatchObject(oid, held[oid].size if oid in held else size)
+        if oid not in held:
             obj.error = {"code": 404, "message": "Object does not exist"}
         out.append(obj)
     return out
+
+
+def repo_by_pk(hub: Hub, repo_pk: int) -> Repo | None:
+    """The repo a signed URL names by primary key (its signature also names the storage
+    key, which a later repo never shares)."""
+    if not 0 < repo_pk < 2**63:  # beyond any id, and beyond what the database can compare
+        return None
+    with hub.db.read() as session:
+        return session.get(Repo, repo_pk)
 
 
 def register_object(hub: Hub, repo_id: int, oid: str, size: int) -> None:
@@ -92,17 +89,6 @@ def register_object(hub: Hub, repo_id: int, oid: str, size: int) -> None:
 
 
 def has_object(hub: Hub, repo_id: int, oid: str) -> int | None:
-    with hub.db.read() as session:
-        row = session.get(LfsObject, (repo_id, oid))
-        return row.size if row is not None else None
-
-
-def stored_objects(hub: Hub, repo_id: int, oids: set[str]) -> set[str]:
-    """Those of a repo's `oids` whose content is stored: as a Xet file or an LFS blob."""
-    if not oids:
-        return set()
-    with hub.db.read() as session:
-        xet = set(session.scalars(select(LfsObject.oid).where(
-            LfsObject.repo_id == repo_id, LfsObject.oid.in_(oids),
-            LfsObject.xet_hash.is_not(None))))
-    return xet | {oid for oid in oids - xet if hub.blobs.exists(blob_key(oid))}
+    """The size of `oid` if the repo holds it, else None."""
+    obj = held_object(hub, repo_id, oid)
+    return obj.size if obj is not None else None

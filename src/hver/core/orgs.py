@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hver.core import access
+from hver.core import access, likes
 from hver.core.accounts import (
     WRITE_PERMISSION,
     Actor,
@@ -17,7 +17,7 @@ from hver.core.accounts import (
     get_user,
     remove_member,
 )
-from hver.db.models import Account, Like, Membership, Repo
+from hver.db.models import Account, Membership, Repo
 from hver.errors import Forbidden, NotFound, Unauthorized
 
 
@@ -25,7 +25,7 @@ from hver.errors import Forbidden, NotFound, Unauthorized
 class Profile:
     account: Account
     repos: Counter[str]  # repo type -> how many the viewer can see
-    likes: int
+    likes: int  # the repos a user liked that the viewer can see
     orgs: list[Account]  # for a user: the organizations they belong to
     members: int  # for an organization
 
@@ -41,8 +41,8 @@ def profile(session: Session, viewer: Actor | None, name: str, kind: str) -> Pro
                                 .where(Membership.user_id == account.id)
                                 .order_by(Account.name))) if kind == "user" else []
     members = session.scalar(select(func.count()).where(Membership.org_id == account.id)) or 0
-    likes = session.scalar(select(func.count()).where(Like.user_id == account.id)) or 0
-    return Profile(account, repos, likes, orgs, members)
+    liked = likes.count_liked(session, viewer, account)
+    return Profile(account, repos, liked, orgs, members)
 
 
 def members(session: Session, org: str) -> list[tuple[Account, str]]:

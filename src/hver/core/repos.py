@@ -71,9 +71,16 @@ def author_line(actor: Actor) -> str:
 
 
 def find_repo(session: Session, repo_type: RepoType, namespace: str, name: str) -> Repo | None:
+    """The repo of that type and id, whatever the case the id is written in (as on the Hub,
+    `Alice/Model` is `alice/model`); the repo keeps the casing it was given. The one lookup:
+    the API, the web UI and every check that a name is free go through it."""
+    if not (namespace.isascii() and name.isascii()):
+        return None  # stored ids are ASCII: no Unicode case folding may alias one
     return session.scalar(
         select(Repo).where(
-            Repo.type == repo_type.value, Repo.namespace == namespace, Repo.name == name
+            Repo.type == repo_type.value,
+            func.lower(Repo.namespace) == func.lower(namespace),
+            func.lower(Repo.name) == func.lower(name),
         )
     )
 
@@ -145,7 +152,7 @@ def delete_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: s
         access.require_admin(actor, repo)
         key = repo.storage_key
         session.delete(repo)
-        audit.record(session, actor, "repo.delete", f"{repo_type.value}/{namespace}/{name}")
+        audit.record(session, actor, "repo.delete", f"{repo.type}/{repo.repo_id}")
     # The index row is gone, so the repo is gone; the directory follows.
     hub.git.delete(key)
 
@@ -181,8 +188,10 @@ def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str
 
 def _rename(session: Session, by: Actor | str | None, repo: Repo, dst: tuple[str, str],
             event: str) -> Repo:
-    """Give the repo its new name (the git repository keeps its key) and record it."""
-    if find_repo(session, RepoType(repo.type), *dst) is not None:
+    """Give the repo its new name (the git repository keeps its key) and record it. A name
+    taken by another repo in any case is refused; the repo's own name in another case is not."""
+    taken = find_repo(session, RepoType(repo.type), *dst)
+    if taken is not None and (taken.id != repo.id or (taken.namespace, taken.name) == dst):
         raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
     source = repo.repo_id
     repo.namespace, repo.name = dst
@@ -195,7 +204,7 @@ def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespac
     with hub.db.write() as session:
         repo = get_repo(session, actor, repo_type, namespace, name)
         access.require_admin(actor, repo)
-        target = f"{repo_type.value}/{namespace}/{name}"
+        target = f"{repo.type}/{repo.repo_id}"
         if private is not None and private != repo.private:
             audit.record(session, actor, "repo.visibility", target,
                          visibility="private" if private else "public")

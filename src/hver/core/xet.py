@@ -6,31 +6,38 @@ that sharing is the deduplication. The same stored chunks serve Xet clients
 (reconstruction plans whose byte ranges they fetch themselves) and plain HTTP
 clients (the file decoded here, `iter_content`).
 
-Access: a CAS token is issued for one repo and one Hub token, and lives only as long
-as that Hub token and its user do. It reconstructs the files its repo holds. A xorb
-may be referenced in a new shard, or offered for deduplication, only to an account
-that uploaded it or may read the files of a repo holding a file made of it (private,
-gated and token scopes all apply).
+Access, checked on every CAS call (`authorize`): a CAS token names one repo (by id and
+storage key, which no later repo shares) and one Hub token, and works only while that
+repo exists, that Hub token is live, its user enabled, and they may still read (write,
+for a write token) the repo. It reconstructs the files its repo holds (`core.objects`).
+
+Possession: a shard may reference only chunk ranges its uploader proved to have, that is
+every chunk of a xorb they uploaded, or the ranges of files held by repos they may read
+(private, gated and token scopes all apply). Global-dedup answers list chunk hashes keyed
+with a fresh HMAC key, so a client recognises only chunks it already has, and list only
+chunks the asker may reference; the others are random.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hver.core.access import can_read
+from hver.core.access import can_read, can_write
 from hver.core.accounts import Actor, actor_for_token_id
 from hver.core.gating import has_access
 from hver.core.hub import Hub
+from hver.core.objects import holds_xet_file
 from hver.core.signing import Signer
 from hver.db.models import (
     LfsObject,
@@ -43,7 +50,13 @@ from hver.db.models import (
 )
 from hver.errors import BadRequest, Forbidden, HverError, NotFound, Unauthorized
 from hver.storage.lfs import blob_key
-from hver.xet.hashing import file_hash, hex_hash, raw_hash, verification_hash
+from hver.xet.hashing import (
+    file_hash,
+    hex_hash,
+    keyed_chunk_hash,
+    raw_hash,
+    verification_hash,
+)
 from hver.xet.shard import CasInfo, Shard, ShardError, Term, parse_shard, serialize_shard
 from hver.xet.xorb import XorbError, XorbIndex, XorbParser, decode_chunks
 
@@ -51,7 +64,12 @@ MAX_SHARD_SIZE = 64 * 1024 * 1024
 DEDUP_MAX_XORBS = 64  # xorbs described in one global-dedup answer
 DEDUP_ANSWER_TTL = 24 * 3600  # how long the client may keep using one
 READ_BATCH = 4 * 1024 * 1024  # stored bytes decoded at a time when serving a file
+MAX_SHARD_CHUNKS = 1 << 22  # chunks named by one shard's terms (256 GiB of 64 KiB chunks)
+MAX_RANGE_ROWS = 2000  # (file, repo) pairs read to learn which chunk ranges one may reference
+DEDUP_CANDIDATES = 64  # xorbs looked at for the one a dedup answer names
+HIDDEN_CHUNK_SIZE = 64 * 1024  # the size a dedup answer gives chunks it does not show
 _TERM = struct.Struct("<32sIII")
+_RANGE = struct.Struct("<II")
 
 
 class RangeNotSatisfiable(HverError):
@@ -64,10 +82,12 @@ class RangeNotSatisfiable(HverError):
 
 @dataclass(frozen=True)
 class CasToken:
-    """What a CAS access token grants: `scope` ("read" or "write") on one repo, until `exp`,
-    for the Hub token `token_id` (None: anonymous) of account `account_id`."""
+    """What a CAS access token grants: `scope` ("read" or "write") on one repo (its id and
+    storage key), until `exp`, for the Hub token `token_id` (None: anonymous) of account
+    `account_id`."""
 
     repo_id: int
+    storage_key: str
     account_id: int | None
     token_id: int | None
     scope: str
@@ -78,7 +98,7 @@ class CasToken:
         return self.scope == "write"
 
 
-TOKEN_PREFIX = "xet1"
+TOKEN_PREFIX = "xet2"
 
 
 def issue_token(signer: Signer, repo: Repo, actor: Actor | None, scope: str,
@@ -87,26 +107,28 @@ def issue_token(signer: Signer, repo: Repo, actor: Actor | None, scope: str,
     account = actor.id if actor is not None else 0
     hub_token = (actor.token_id or 0) if actor is not None else 0
     exp = int(time.time()) + ttl
-    _, sig = signer.sign("xet-token", repo.id, account, hub_token, scope, expires=exp)
-    return f"{TOKEN_PREFIX}.{repo.id}.{account}.{hub_token}.{scope}.{exp}.{sig}", exp
+    fields = (repo.id, repo.storage_key, account, hub_token, scope)
+    _, sig = signer.sign("xet-token", *fields, expires=exp)
+    return ".".join([TOKEN_PREFIX, *(str(f) for f in fields), str(exp), sig]), exp
 
 
 def parse_token(signer: Signer, text: str | None) -> CasToken:
     """The grant a token carries; Unauthorized (401) when it is missing, forged or expired."""
     parts = (text or "").split(".")
-    if len(parts) != 7 or parts[0] != TOKEN_PREFIX or parts[4] not in ("read", "write"):
+    if len(parts) != 8 or parts[0] != TOKEN_PREFIX or parts[5] not in ("read", "write"):
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
-    _, repo_id, account, hub_token, scope, exp, sig = parts
+    _, repo_id, storage_key, account, hub_token, scope, exp, sig = parts
     try:
         repo_i, account_i, token_i, exp_i = int(repo_id), int(account), int(hub_token), int(exp)
     except ValueError:
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken") from None
-    _, expected = signer.sign("xet-token", repo_i, account_i, token_i, scope, expires=exp_i)
+    _, expected = signer.sign("xet-token", repo_i, storage_key, account_i, token_i, scope,
+                              expires=exp_i)
     if not hmac.compare_digest(expected, sig):
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
     if exp_i <= time.time():
         raise Unauthorized("The CAS access token has expired.", code="TokenExpired")
-    return CasToken(repo_i, account_i or None, token_i or None, scope, exp_i)
+    return CasToken(repo_i, storage_key, account_i or None, token_i or None, scope, exp_i)
 
 
 def _token_actor(session: Session, token: CasToken) -> Actor | None:
@@ -118,6 +140,31 @@ def _token_actor(session: Session, token: CasToken) -> Actor | None:
     if actor.id != token.account_id:
         raise Unauthorized("Missing or invalid CAS access token.", code="InvalidToken")
     return actor
+
+
+def authorize(session: Session, token: CasToken, write: bool = False) -> tuple[Actor | None, Repo]:
+    """The one check of every CAS call: the token's repo and holder as they are now.
+
+    401 (so the client asks the Hub for a new token, and learns there what changed) when
+    the repo is gone or is another repo now, the Hub token is revoked, its user disabled,
+    or they may no longer read the repo's files (write, with `write`); 403 when a read
+    token is used to write.
+    """
+    repo = session.get(Repo, token.repo_id)
+    if repo is None or not hmac.compare_digest(repo.storage_key, token.storage_key):
+        raise Unauthorized("The repo of this CAS access token no longer exists.",
+                           code="InvalidToken")
+    actor = _token_actor(session, token)
+    if write:
+        if not token.can_write:
+            raise Forbidden("This CAS token may only read.")
+        if not can_write(actor, repo):
+            raise Unauthorized("This CAS access token no longer grants write access.",
+                               code="InvalidToken")
+    elif not (can_read(actor, repo) and has_access(session, actor, repo)):
+        raise Unauthorized("This CAS access token no longer grants read access.",
+                           code="InvalidToken")
+    return actor, repo
 
 
 def check_hash(text: str) -> str:
@@ -180,8 +227,8 @@ class XorbUpload:
     """Streams an uploaded xorb through the parser into a staging file; `commit` stores it."""
 
     def __init__(self, hub: Hub, token: CasToken, xorb: str) -> None:
-        if not token.can_write:
-            raise Forbidden("This CAS token may only read.")
+        with hub.db.read() as session:
+            authorize(session, token, write=True)
         self.hub = hub
         self.token = token
         self.xorb = check_hash(xorb)
@@ -195,7 +242,14 @@ class XorbUpload:
             raise BadRequest(f"Invalid xorb: {exc}", code="InvalidXorb") from None
 
     def commit(self) -> bool:
-        """Check the whole xorb, store it once; True when it was not stored before."""
+        """Check the whole xorb, store it once; True when it was not stored before.
+
+        Two clients may encode the same chunks differently (compression), so the same
+        xorb hash can arrive as different bytes. The first stored copy wins for good, and
+        the chunk index in SQL always describes the stored copy: whoever finds a copy
+        stored by another (a concurrent upload, or one cut short by a crash before its
+        row was written) and no row yet, indexes the stored bytes, not its own.
+        """
         try:
             try:
                 index = self.parser.finish()
@@ -206,11 +260,15 @@ class XorbUpload:
                 raise BadRequest(f"Xorb hash mismatch: the body hashes to {actual}.",
                                  code="HashMismatch")
             self.file.flush()
+            os.fsync(self.file.fileno())
             self.file.close()
-            self.hub.blobs.put_staged(xorb_key(self.xorb), self.path)
+            ours = self.hub.blobs.put_staged(xorb_key(self.xorb), self.path)
         except BaseException:
             self.abort()
             raise
+        if not ours and not _xorb_recorded(self.hub, self.xorb):
+            index = _index_stored(self.hub, self.xorb)
+        assert self.token.account_id is not None  # write tokens are a user's
         return _record_xorb(self.hub, self.xorb, index, self.token.account_id)
 
     def abort(self) -> None:
@@ -219,25 +277,42 @@ class XorbUpload:
         self.path.unlink(missing_ok=True)
 
 
-def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int | None) -> bool:
-    inserted = False
+def _xorb_recorded(hub: Hub, xorb: str) -> bool:
+    with hub.db.read() as session:
+        return session.get(XetXorb, xorb) is not None
+
+
+def _index_stored(hub: Hub, xorb: str) -> XorbIndex:
+    """The chunk index of the stored copy of a xorb (which was checked when it was stored)."""
+    parser = XorbParser()
+    with hub.blobs.open(xorb_key(xorb)) as fh:
+        while data := fh.read(READ_BATCH):
+            parser.feed(data)
+    index = parser.finish()
+    if hex_hash(index.hash()) != xorb:  # the store lost or changed bytes: nothing to index
+        raise HverError(f"Stored xorb {xorb} does not hash to its name.")
+    return index
+
+
+def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int) -> bool:
+    """Record the xorb (once) and that the account sent it. True when this account had not
+    sent it before: whether anyone else had is not the uploader's to learn."""
     for _ in range(3):  # a concurrent upload of the same xorb may insert it first
         try:
             with hub.db.write() as session:
                 if session.get(XetXorb, xorb) is None:
-                    inserted = True
                     session.add(XetXorb(
                         hash=xorb, size=index.offsets[-1], unpacked_size=sum(index.sizes),
                         num_chunks=len(index.sizes), chunk_index=index.to_bytes()))
                     session.flush()
                     chunks = {hex_hash(h) for h in index.hashes if dedup_eligible(h)}
                     _add_dedup_chunks(session, chunks, xorb)
-                if account_id is not None and session.get(
-                        XetXorbUpload, (xorb, account_id)) is None:
-                    session.add(XetXorbUpload(xorb_hash=xorb, account_id=account_id))
-            return inserted
+                if session.get(XetXorbUpload, (xorb, account_id)) is not None:
+                    return False
+                session.add(XetXorbUpload(xorb_hash=xorb, account_id=account_id))
+            return True
         except IntegrityError:
-            inserted = False
+            continue
     raise BadRequest("Could not record the xorb; try again.", status=409, code="Conflict")
 
 
@@ -245,29 +320,69 @@ def _add_dedup_chunks(session: Session, chunks: set[str], xorb: str) -> None:
     if not chunks:
         return
     known = set(session.scalars(select(XetChunk.chunk_hash).where(
-        XetChunk.chunk_hash.in_(chunks))))
+        XetChunk.chunk_hash.in_(chunks), XetChunk.xorb_hash == xorb)))
     session.add_all(XetChunk(chunk_hash=c, xorb_hash=xorb) for c in chunks - known)
 
 
-def _accessible_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) -> set[str]:
-    """The xorbs `actor` holds: uploaded by them, or part of a file in a repo they can read."""
-    if not xorbs:
+# -- possession ---------------------------------------------------------------------------------
+
+Ranges = list[tuple[int, int]]  # sorted, merged [start, end) chunk ranges
+
+
+def _uploaded_xorbs(session: Session, actor: Actor | None, xorbs: set[str]) -> set[str]:
+    """The xorbs whose every chunk `actor` sent us: they may reference all of them."""
+    if actor is None or not xorbs:
         return set()
-    ok: set[str] = set()
-    if actor is not None:
-        ok |= set(session.scalars(select(XetXorbUpload.xorb_hash).where(
-            XetXorbUpload.account_id == actor.id, XetXorbUpload.xorb_hash.in_(xorbs))))
-    rest = xorbs - ok
-    if rest:
-        rows = session.execute(
-            select(XetFileXorb.xorb_hash, Repo)
-            .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
-            .join(Repo, Repo.id == LfsObject.repo_id)
-            .where(XetFileXorb.xorb_hash.in_(rest))
-        ).tuples().all()
-        ok |= {xorb for xorb, repo in rows
-               if can_read(actor, repo) and has_access(session, actor, repo)}
-    return ok
+    return set(session.scalars(select(XetXorbUpload.xorb_hash).where(
+        XetXorbUpload.account_id == actor.id, XetXorbUpload.xorb_hash.in_(xorbs))))
+
+
+def _readable_ranges(session: Session, actor: Actor | None, xorbs: set[str]) -> dict[str, Ranges]:
+    """Per xorb, the chunk ranges of files held by repos whose files `actor` may read.
+
+    A reader may download those files anyway, so referencing their chunks shows nothing
+    new; the other chunks of the same xorb (another repo's files packed beside them) are
+    not theirs to name. At most MAX_RANGE_ROWS (file, repo) pairs are looked at.
+    """
+    if not xorbs:
+        return {}
+    rows = session.execute(
+        select(XetFileXorb.xorb_hash, XetFileXorb.ranges, Repo)
+        .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
+        .join(Repo, Repo.id == LfsObject.repo_id)
+        .where(XetFileXorb.xorb_hash.in_(xorbs))
+        .limit(MAX_RANGE_ROWS)
+    ).tuples().all()
+    readable: dict[int, bool] = {}
+    spans: dict[str, Ranges] = {}
+    for xorb, packed, repo in rows:
+        if repo.id not in readable:
+            readable[repo.id] = can_read(actor, repo) and has_access(session, actor, repo)
+        if readable[repo.id]:
+            spans.setdefault(xorb, []).extend(_unpack_ranges(packed or b""))
+    return {x: _merge(r) for x, r in spans.items()}
+
+
+def _pack_ranges(ranges: Ranges) -> bytes:
+    return b"".join(_RANGE.pack(a, b) for a, b in _merge(ranges))
+
+
+def _unpack_ranges(data: bytes) -> Ranges:
+    return [(a, b) for a, b in _RANGE.iter_unpack(data)]
+
+
+def _merge(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _covers(ranges: Ranges, start: int, end: int) -> bool:
+    return any(a <= start and end <= b for a, b in ranges)
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -299,15 +414,6 @@ def get_file(hub: Hub, file_hash: str) -> XetFileInfo | None:
         return _info(row) if row is not None else None
 
 
-def repo_file(hub: Hub, repo_id: int, oid: str) -> XetFileInfo | None:
-    """The Xet file behind a repo's LFS object, if it was uploaded through Xet."""
-    with hub.db.read() as session:
-        row = session.scalar(select(XetFile).join(
-            LfsObject, LfsObject.xet_hash == XetFile.file_hash).where(
-            LfsObject.repo_id == repo_id, LfsObject.oid == oid))
-        return _info(row) if row is not None else None
-
-
 def hashes_for(hub: Hub, repo_id: int, oids: Iterable[str]) -> dict[str, str]:
     """sha256 -> Xet file hash, for those of a repo's LFS objects stored as Xet files."""
     wanted = set(oids)
@@ -320,18 +426,17 @@ def hashes_for(hub: Hub, repo_id: int, oids: Iterable[str]) -> dict[str, str]:
         ).tuples().all() if fh is not None}
 
 
-def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
-    """404, as for a file that does not exist, unless the token's repo holds the file.
-
-    The Hub checked the token's holder may read that repo's files when it issued the
-    token; the holder is checked again here (a revoked token or disabled user: 401).
-    """
+def readable_file(hub: Hub, token: CasToken, file_id: str) -> XetFileInfo:
+    """The file `file_id`, once the token is shown to still grant reading its repo
+    (`authorize`) and that repo to hold the file; else 404, as for a missing file."""
+    check_hash(file_id)
     with hub.db.read() as session:
-        _token_actor(session, token)
-        held = session.scalar(select(LfsObject.oid).where(
-            LfsObject.repo_id == token.repo_id, LfsObject.xet_hash == file.file_hash).limit(1))
-    if held is None:
-        raise NotFound(f"File {file.file_hash} not found.", code="EntryNotFound")
+        authorize(session, token)
+        row = session.get(XetFile, file_id) if holds_xet_file(
+            session, token.repo_id, file_id) else None
+        if row is None:
+            raise NotFound(f"File {file_id} not found.", code="EntryNotFound")
+        return _info(row)
 
 
 # -- shards -------------------------------------------------------------------------------------
@@ -340,40 +445,54 @@ def require_file_access(hub: Hub, token: CasToken, file: XetFileInfo) -> None:
 def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
     """Validate an uploaded shard and record its files for the token's repo.
 
-    Every xorb it names must be stored and held by the uploader, and every file's
-    terms must fit their xorbs and hash to its file hash. The sha256 each file
-    carries is the uploader's word, as an LFS pointer in a commit is: it binds the
-    file to that sha256 in the token's repo only, which the uploader may write anyway.
+    Every xorb its CAS info describes must have been uploaded by the uploader; every file
+    term must name chunks the uploader may reference (module docstring), fit its xorb,
+    and the terms must hash to the file hash. The sha256 each file carries is the
+    uploader's word, as an LFS pointer in a commit is: it binds the file to that sha256
+    in the token's repo only, and never rebinds a sha256 the repo already holds to other
+    content unless that content is shown to hash to it (`_check_rebinds`).
     Returns True when at least one file was new.
     """
-    if not token.can_write:
-        raise Forbidden("This CAS token may only read.")
     if len(data) > MAX_SHARD_SIZE:
         raise BadRequest("Shard is larger than 64 MiB.", status=413, code="PayloadTooLarge")
+    with hub.db.read() as session:
+        actor, _ = authorize(session, token, write=True)
     try:
         shard = parse_shard(data)
     except ShardError as exc:
         raise BadRequest(f"Invalid shard: {exc}", code="InvalidShard") from None
+    described = {hex_hash(c.xorb) for c in shard.xorbs}
+    referenced = {hex_hash(t.xorb) for f in shard.files for t in f.terms}
     with hub.db.read() as session:
-        named = {hex_hash(t.xorb) for f in shard.files for t in f.terms}
-        named |= {hex_hash(c.xorb) for c in shard.xorbs}
-        actor = _token_actor(session, token)
-        held = _accessible_xorbs(session, actor, named)
-        missing = sorted(named - held)
-        if missing:
-            raise BadRequest(f"Shard references xorb {missing[0]}, which was not uploaded.",
-                             code="XorbNotFound")
-        indexes = _indexes.get(session, named)
+        uploaded = _uploaded_xorbs(session, actor, described | referenced)
+        ranges = _readable_ranges(session, actor, referenced - uploaded)
+        indexes = _indexes.get(session, uploaded | set(ranges))
+    for xorb in sorted(described - uploaded):
+        raise _not_uploaded(xorb)
     _check_cas_info(shard, indexes)
+    named = sum(max(0, t.chunk_end - t.chunk_start) for f in shard.files for t in f.terms)
+    if named > MAX_SHARD_CHUNKS:
+        raise BadRequest(f"Shard names {named} chunks; at most {MAX_SHARD_CHUNKS} are "
+                         "accepted in one shard.", code="InvalidShard")
+
+    def allowed(xorb: str, start: int, end: int) -> bool:
+        return xorb in uploaded or _covers(ranges.get(xorb, []), start, end)
+
     files: dict[str, XetFileInfo] = {}
     claimed: dict[str, XetFileInfo] = {}
     for recipe in shard.files:
         fh = hex_hash(recipe.file_hash)
         if recipe.sha256 is None:
             raise BadRequest(f"File {fh} carries no sha256 in the shard.", code="InvalidShard")
-        size = _check_recipe(fh, recipe.terms, recipe.verification, indexes)
+        size = _check_recipe(fh, recipe.terms, recipe.verification, indexes, allowed)
         files[fh] = claimed[recipe.sha256.hex()] = XetFileInfo(fh, size, list(recipe.terms))
     return _record_files(hub, token.repo_id, files, claimed)
+
+
+def _not_uploaded(xorb: str) -> BadRequest:
+    # The same answer whether the xorb is missing or only not the uploader's to name.
+    return BadRequest(f"Shard references xorb {xorb}, which was not uploaded.",
+                      code="XorbNotFound")
 
 
 def _check_cas_info(shard: Shard, indexes: dict[str, XorbIndex]) -> None:
@@ -385,8 +504,10 @@ def _check_cas_info(shard: Shard, indexes: dict[str, XorbIndex]) -> None:
 
 
 def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
-                  indexes: dict[str, XorbIndex]) -> int:
-    """The file's size, once its terms are shown to fit their xorbs and hash to `fh`."""
+                  indexes: dict[str, XorbIndex],
+                  allowed: Callable[[str, int, int], bool]) -> int:
+    """The file's size, once its terms are shown to name chunks the uploader may reference,
+    fit their xorbs and hash to `fh`."""
     if not terms:
         raise BadRequest(f"File {fh} has no terms.", code="InvalidShard")
     if verification is not None and len(verification) != len(terms):
@@ -394,7 +515,10 @@ def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
                          f"{len(terms)} terms.", code="InvalidShard")
     chunks: list[tuple[bytes, int]] = []
     for n, term in enumerate(terms):
-        idx = indexes[hex_hash(term.xorb)]
+        xorb = hex_hash(term.xorb)
+        if not allowed(xorb, term.chunk_start, term.chunk_end):
+            raise _not_uploaded(xorb)
+        idx = indexes[xorb]
         if not 0 <= term.chunk_start < term.chunk_end <= len(idx.sizes):
             raise BadRequest(f"File {fh}: term {n} names chunks {term.chunk_start}.."
                              f"{term.chunk_end} of a xorb with {len(idx.sizes)}.",
@@ -416,36 +540,52 @@ def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
 
 def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
                   claimed: dict[str, XetFileInfo]) -> bool:
-    """Store new files and bind each sha256 to its file in the repo; True if any was new."""
+    """Store new files and bind each sha256 the repo does not hold yet to its file; True if
+    the repo holds a sha256 it did not before (whether the files were stored already, for
+    another repo, is not the uploader's to learn).
+
+    A sha256 the repo holds keeps its content: the same file again changes nothing, an
+    LFS blob (hashed when it was stored) stays, and another Xet file is refused with
+    HashMismatch, in the same transaction, so no commit ever starts serving other bytes.
+    """
     for _ in range(3):
         try:
-            new = False
+            bound = False
             with hub.db.write() as session:
+                held = {row.oid: row for row in session.scalars(select(LfsObject).where(
+                    LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed)))}
+                for sha, info in claimed.items():
+                    row = held.get(sha)
+                    if row is not None and row.xet_hash not in (None, info.file_hash):
+                        raise BadRequest(
+                            f"This repo already holds sha256 {sha} as other content; "
+                            f"file {info.file_hash} cannot take its place.",
+                            code="HashMismatch")
                 known = set(session.scalars(select(XetFile.file_hash).where(
                     XetFile.file_hash.in_(files))))
                 for fh, info in files.items():
                     if fh in known:
                         continue
-                    new = True
                     session.add(XetFile(file_hash=fh, size=info.size,
                                         terms=_pack_terms(info.terms)))
                     session.flush()
-                    session.add_all(XetFileXorb(file_hash=fh, xorb_hash=x)
-                                    for x in {hex_hash(t.xorb) for t in info.terms})
+                    spans: dict[str, Ranges] = {}
+                    for t in info.terms:
+                        spans.setdefault(hex_hash(t.xorb), []).append(
+                            (t.chunk_start, t.chunk_end))
+                    session.add_all(XetFileXorb(file_hash=fh, xorb_hash=x,
+                                                ranges=_pack_ranges(r))
+                                    for x, r in spans.items())
                     first = info.terms[0]
                     idx = _indexes.get(session, [hex_hash(first.xorb)])[hex_hash(first.xorb)]
                     _add_dedup_chunks(session, {hex_hash(idx.hashes[first.chunk_start])},
                                       hex_hash(first.xorb))
-                held = {row.oid: row for row in session.scalars(select(LfsObject).where(
-                    LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed)))}
                 for sha, info in claimed.items():
-                    row = held.get(sha)
-                    if row is None:
+                    if sha not in held:
+                        bound = True
                         session.add(LfsObject(repo_id=repo_id, oid=sha, size=info.size,
                                               xet_hash=info.file_hash))
-                    else:
-                        row.size, row.xet_hash = info.size, info.file_hash
-            return new
+            return bound
         except IntegrityError:
             continue  # a concurrent shard registered the same file: look again
     raise BadRequest("Could not record the shard; try again.", status=409, code="Conflict")
@@ -569,30 +709,68 @@ def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Iterator[
 
 
 def dedup_shard(hub: Hub, token: CasToken, chunk: str) -> bytes | None:
-    """A shard describing the xorbs around `chunk`, if the token's user holds it; else None.
+    """A shard describing a xorb holding `chunk` that the asker may reference there, and
+    the other xorbs of readable files made of it; None when there is none.
 
-    The answer lists the xorb holding the chunk and the other xorbs of a file made of
-    it, so one hit lets the client skip every chunk a new version shares with an old one.
+    One hit lets the client skip every chunk a new version shares with an old one. The
+    chunk hashes are keyed with a fresh HMAC key (the footer carries it): the client finds
+    only the chunks it already has. Chunks the asker may not reference (module docstring)
+    are listed as random hashes of one made-up size, which match nothing and tell nothing
+    (content-defined chunk sizes would fingerprint the data).
     """
-    check_hash(chunk)
+    raw = raw_hash(check_hash(chunk))
     with hub.db.read() as session:
-        xorb = session.scalar(select(XetChunk.xorb_hash).where(XetChunk.chunk_hash == chunk))
+        actor, _ = authorize(session, token, write=token.can_write)
+        candidates = set(session.scalars(select(XetChunk.xorb_hash).where(
+            XetChunk.chunk_hash == chunk).limit(DEDUP_CANDIDATES)))
+        uploaded = _uploaded_xorbs(session, actor, candidates)
+        ranges = _readable_ranges(session, actor, candidates - uploaded)
+        indexes = _indexes.get(session, candidates)
+        xorb = next((x for x in sorted(uploaded)), None) or next(
+            (x for x in sorted(ranges) if any(
+                _covers(ranges[x], i, i + 1)
+                for i, h in enumerate(indexes[x].hashes) if h == raw)), None)
         if xorb is None:
             return None
-        actor = _token_actor(session, token)
-        if not _accessible_xorbs(session, actor, {xorb}):
-            return None
-        siblings = session.scalars(
-            select(XetFileXorb.xorb_hash).where(XetFileXorb.file_hash.in_(
-                select(XetFileXorb.file_hash).where(XetFileXorb.xorb_hash == xorb).limit(4)))
-            .distinct().limit(DEDUP_MAX_XORBS * 2)).all()
-        wanted = {xorb} | _accessible_xorbs(session, actor, set(siblings) - {xorb})
-        chosen = [xorb] + sorted(wanted - {xorb})[:DEDUP_MAX_XORBS - 1]
+        siblings = _sibling_xorbs(session, actor, xorb)
+        uploaded |= _uploaded_xorbs(session, actor, siblings)
+        ranges |= _readable_ranges(session, actor, siblings - uploaded)
+        chosen = [xorb] + sorted(siblings & (uploaded | set(ranges)))[:DEDUP_MAX_XORBS - 1]
         indexes = _indexes.get(session, chosen)
-    return serialize_shard(Shard(files=[], xorbs=[
-        CasInfo(raw_hash(x), list(indexes[x].hashes), list(indexes[x].sizes),
-                indexes[x].offsets[-1]) for x in chosen]),
-        expires_at=int(time.time()) + DEDUP_ANSWER_TTL)
+    key = os.urandom(32)
+    infos = []
+    for x in chosen:
+        idx = indexes[x]
+        spans = None if x in uploaded else ranges.get(x, [])
+        shown = [spans is None or _covers(spans, i, i + 1) for i in range(len(idx.hashes))]
+        infos.append(CasInfo(
+            raw_hash(x),
+            [keyed_chunk_hash(h, key) if ok else os.urandom(32)
+             for h, ok in zip(idx.hashes, shown, strict=True)],
+            [size if ok else HIDDEN_CHUNK_SIZE
+             for size, ok in zip(idx.sizes, shown, strict=True)],
+            idx.offsets[-1] if spans is None else 0))
+    return serialize_shard(Shard(files=[], xorbs=infos), hmac_key=key,
+                           expires_at=int(time.time()) + DEDUP_ANSWER_TTL)
+
+
+def _sibling_xorbs(session: Session, actor: Actor | None, xorb: str) -> set[str]:
+    """The other xorbs of a few files made of `xorb` that are held by repos `actor` may read."""
+    rows = session.execute(
+        select(XetFileXorb.file_hash, Repo)
+        .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
+        .join(Repo, Repo.id == LfsObject.repo_id)
+        .where(XetFileXorb.xorb_hash == xorb).limit(MAX_RANGE_ROWS)).tuples().all()
+    files: list[str] = []
+    for fh, repo in rows:
+        if fh not in files and can_read(actor, repo) and has_access(session, actor, repo):
+            files.append(fh)
+            if len(files) == 4:
+                break
+    if not files:
+        return set()
+    return set(session.scalars(select(XetFileXorb.xorb_hash).where(
+        XetFileXorb.file_hash.in_(files)).distinct().limit(DEDUP_MAX_XORBS * 2))) - {xorb}
 
 
 # -- stats --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,10 +28,17 @@ class Base(DeclarativeBase):
     pass
 
 
+# Ids that name something are never reused: a deleted token's, repo's or account's id must
+# never come to name a new one (signed grants, audit entries and clients keep old ids).
+# PostgreSQL's sequences never go back; SQLite needs AUTOINCREMENT for that.
+NEVER_REUSE_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class Account(Base):
     """A user or an organization: both live in one namespace."""
 
     __tablename__ = "accounts"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(96), unique=True)
     kind: Mapped[str] = mapped_column(String(8))  # "user" | "org"
@@ -58,6 +65,7 @@ class Token(Base):
     """An API token; only the sha256 of its secret is kept."""
 
     __tablename__ = "tokens"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -74,12 +82,12 @@ class Repo(Base):
 
     __tablename__ = "repos"
     __table_args__ = (
-        UniqueConstraint("type", "namespace", "name", name="uq_repos_type_namespace_name"),
         # One per listing sort: the rows of a type in the sort's order.
         Index("ix_repos_type_last_modified", "type", "last_modified"),
         Index("ix_repos_type_created_at", "type", "created_at"),
         Index("ix_repos_type_downloads", "type", "downloads"),
         Index("ix_repos_type_likes", "type", "likes"),
+        NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(8))
@@ -101,6 +109,12 @@ class Repo(Base):
     @property
     def repo_id(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+# Repo ids are unique whatever their case, as on the Hub (`alice/Model` is `alice/model`);
+# `core.repos.find_repo` looks them up through this index.
+Index("uq_repos_type_lower_namespace_name", Repo.type, func.lower(Repo.namespace),
+      func.lower(Repo.name), unique=True)
 
 
 class LfsObject(Base):
@@ -164,14 +178,18 @@ class XetFileXorb(Base):
     xorb_hash: Mapped[str] = mapped_column(
         ForeignKey("xet_xorbs.hash"), primary_key=True, index=True
     )
+    # The chunk ranges of the xorb that the file's terms use, merged ([start, end) pairs
+    # of little-endian u32): what a reader of the file may reference in new shards.
+    ranges: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class XetChunk(Base):
-    """The global-dedup index: chunks a client may ask about, and the xorb holding each."""
+    """The global-dedup index: chunks a client may ask about, and xorbs holding each (several:
+    an answer names one the asker may reference)."""
 
-    __tablename__ = "xet_chunks"
+    __tablename__ = "xet_dedup_chunks"
     chunk_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"))
+    xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"), primary_key=True)
 
 
 class AccessRequest(Base):
@@ -194,6 +212,7 @@ class AuditEvent(Base):
     """A security-relevant event: who did what to which account, token or repo."""
 
     __tablename__ = "audit_events"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     actor: Mapped[str | None] = mapped_column(String(96), nullable=True)
@@ -219,6 +238,7 @@ class WebSession(Base):
     """A browser's signed-in session; only the sha256 of the cookie's secret is kept."""
 
     __tablename__ = "web_sessions"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -9,6 +9,8 @@ crash leaves only a stray staging file, which the next start removes.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
@@ -16,6 +18,9 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
+                  errno.ENOSYS}
 
 
 class BlobStore(Protocol):
@@ -28,8 +33,10 @@ class BlobStore(Protocol):
     def staging_file(self) -> tuple[BinaryIO, Path]:
         """A new temporary file to write an upload into, for `put_staged`."""
         ...
-    def put_staged(self, key: str, staged: Path) -> None:
-        """Move a finished staging file to `key` (atomic; an existing blob is kept)."""
+    def put_staged(self, key: str, staged: Path) -> bool:
+        """Move a finished staging file to `key`, atomically, unless a blob is there already:
+        the first writer wins for good, even under races. True when this call stored it.
+        The staging file is gone afterwards either way."""
         ...
     def delete(self, key: str) -> None: ...
 
@@ -66,14 +73,32 @@ class LocalBlobStore:
         fd, name = tempfile.mkstemp(prefix="upload-", dir=self.staging)
         return os.fdopen(fd, "w+b"), Path(name)
 
-    def put_staged(self, key: str, staged: Path) -> None:
+    def put_staged(self, key: str, staged: Path) -> bool:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
+        try:
+            os.link(staged, dest)  # unlike a rename, never replaces a blob stored meanwhile
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if not self._rename_if_absent(staged, dest):
+                return False
+        finally:
             staged.unlink(missing_ok=True)
-            return
-        os.replace(staged, dest)
         _fsync_dir(dest.parent)
+        return True
+
+    def _rename_if_absent(self, staged: Path, dest: Path) -> bool:
+        """For filesystems without hard links: check and rename under one lock (all of
+        this store's writers, in every process, take it)."""
+        with (self.staging / ".put.lock").open("a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            if dest.exists():
+                return False
+            os.replace(staged, dest)
+            return True
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

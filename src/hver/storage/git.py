@@ -26,7 +26,7 @@ from hver.errors import Conflict
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 LOCK_WAIT_S = 10.0  # how long a ref update waits for another writer's lock
-STALE_LOCK_S = 30.0  # a ref lock this old was left by a crash
+STALE_LOCK_S = 30.0  # a ref lock this old was left by a crash (of a worker, while serving)
 
 
 def _oid(sha: str) -> ObjectID:
@@ -264,3 +264,29 @@ class GitStore:
 
     def delete(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)
+
+    def remove_stale_locks(self, before: float) -> int:
+        """Remove the lock files a killed server left in the repositories: every `*.lock`
+        (refs, packed-refs, config, loose objects) last changed before `before`, the time
+        this server started. Run once at start, before serving: this server's writers take
+        their locks later, and another server must not be writing to the same repos then.
+        Returns how many were removed."""
+        removed = 0
+        for repo in self.root.glob("*/*.git"):
+            for folder, _dirs, files in os.walk(repo):
+                for name in files:
+                    if name.endswith(".lock") and _remove_if_older(
+                            os.path.join(folder, name), before):
+                        removed += 1
+        return removed
+
+
+def _remove_if_older(path: str, before: float) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime >= before:
+            return False
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,4 +1,10 @@
-"""Signing in and out in the browser."""
+"""Signing in and out in the browser.
+
+Password sign-ins are throttled per account (`hver.core.login_throttle`): a throttled
+attempt is answered 429 with `Retry-After` and the Hub's `X-Error-*` headers, on the
+sign-in page, without checking the password. Per client address, `hver.api.limits`
+limits the attempts, whatever `Authorization` header they carry.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import get_hub
 from hver.core import sessions
+from hver.core.login_throttle import LoginThrottle, SignInThrottled
 from hver.core.sessions import SESSION_TTL
 from hver.errors import Unauthorized
 from hver.web.pages import _common, render
@@ -22,6 +29,15 @@ from hver.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    """This app's throttle, made on first use (in the event loop: no race)."""
+    state = request.app.state
+    throttle: LoginThrottle | None = getattr(state, "login_throttle", None)
+    if throttle is None:
+        throttle = state.login_throttle = LoginThrottle()
+    return throttle
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -45,7 +61,17 @@ async def login(request: Request) -> Response:
     try:
         if not name or not isinstance(password, str) or not password:
             raise Unauthorized("Enter your username and password.")
-        secret = await run_in_threadpool(sessions.sign_in, hub.db, name, password, source)
+        with _throttle(request).attempt(name):
+            secret = await run_in_threadpool(sessions.sign_in, hub.db, name, password, source)
+    except SignInThrottled as exc:
+        request.state.hver_actor = None
+        page = render("login.html", status=exc.status, next_url=next_url,
+                      error=exc.message, username=name, **_common(request))
+        # The Hub's error headers, as the API's own 429s carry them.
+        page.headers["X-Error-Code"] = exc.code or "TooManyRequests"
+        page.headers["X-Error-Message"] = exc.message
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     except Unauthorized as exc:
         request.state.hver_actor = None
         return render("login.html", status=401, next_url=next_url, error=exc.message,

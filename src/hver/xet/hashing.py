@@ -92,6 +92,12 @@ def file_hash(chunks: Sequence[tuple[bytes, int]]) -> bytes:
     return blake3(xorb_hash(chunks), key=ZERO_HASH).digest()
 
 
+def keyed_chunk_hash(chunk: bytes, key: bytes) -> bytes:
+    """A chunk hash as a global-dedup answer lists it (xet-core's `DataHash::hmac`): only a
+    client that has the chunk, and so its hash, can recognise it."""
+    return blake3(chunk, key=key).digest()
+
+
 def verification_hash(chunk_hashes: Sequence[bytes]) -> bytes:
     """Term verification hash over the raw hashes of a term's chunk range."""
     return blake3(b"".join(chunk_hashes), key=VERIFICATION_KEY).digest()

@@ -208,11 +208,13 @@ def serialize_shard(
     with_footer: bool = True,
     created_at: int | None = None,
     expires_at: int = NO_EXPIRY,
+    hmac_key: bytes = bytes(32),
 ) -> bytes:
     """Serialize a shard; inverse of `parse_shard`.
 
     An upload body has no footer. With the footer (what stored shards and global-dedup answers
-    carry) come xet-core's lookup tables and a zero HMAC key, so chunk hashes are plain.
+    carry) come xet-core's lookup tables and the HMAC key: zero when the chunk hashes are
+    plain; else the CAS info's chunk hashes are already keyed with it (`keyed_chunk_hash`).
     """
     out = bytearray(_HEADER.pack(HEADER_TAG, HEADER_VERSION, FOOTER_SIZE if with_footer else 0))
     file_lookup: list[tuple[int, int]] = []
@@ -277,7 +279,7 @@ def serialize_shard(
             len(xorb_lookup),
             chunk_lookup_offset,
             len(chunk_lookup),
-            bytes(32),
+            _hash(hmac_key),
             int(time.time()) if created_at is None else created_at,
             expires_at,
             sum(x.num_bytes_on_disk for x in shard.xorbs),
