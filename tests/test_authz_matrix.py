@@ -83,15 +83,17 @@ TABLE: dict[str, dict[str, tuple[Expect, ...]]] = {
         "private": (NF,     NF,    NF,   NF,   HIDDEN, NF,   NF,      NF,    NF,   NF),
         "gated":   (OK,     G403,  G403, G403, SEEN,   DENY, DENY,    DENY,  G403, DENY),
     },
+    # Readers with a write token may upload content for a pull request (xet-w), and on a
+    # gated repo only with access to its files; no commit of theirs moves a branch.
     "other": {
-        "public":  (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   DENY),
+        "public":  (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   OK),
         "private": (NF,     NF,    NF,   NF,   HIDDEN, NF,   NF,      NF,    NF,   NF),
-        "gated":   (OK,     G403,  G403, G403, SEEN,   DENY, DENY,    DENY,  G403, DENY),
+        "gated":   (OK,     G403,  G403, G403, SEEN,   DENY, DENY,    DENY,  G403, G403),
     },
     "org-reader": {
-        "public":  (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   DENY),
-        "private": (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   DENY),
-        "gated":   (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   DENY),
+        "public":  (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   OK),
+        "private": (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   OK),
+        "gated":   (OK,     OK,    OK,   OK,   SEEN,   DENY, DENY,    DENY,  OK,   OK),
     },
     "org-writer": {
         "public":  (OK,     OK,    OK,   OK,   SEEN,   OK,   DENY,    DENY,  OK,   OK),

@@ -364,3 +364,15 @@ def test_private_dataset_hidden_from_other_user(api, user, other, load, no_serve
     missing = f"{user.name}/no-such-dataset-{uuid.uuid4().hex[:6]}"
     with pytest.raises(DatasetNotFoundError, match="doesn't exist on the Hub or cannot be"):
         load(missing, token=other.token)
+
+
+def test_push_to_hub_create_pr(server, api, user, other, load, no_server_errors) -> None:
+    """A reader proposes rows to another user's public dataset; the owner merges them."""
+    repo_id = _new_repo_id(user)
+    Dataset.from_list(TRAIN).push_to_hub(repo_id, token=user.token)
+    info = Dataset.from_list(TEST).push_to_hub(repo_id, token=other.token, create_pr=True)
+    assert info.pr_revision == "refs/pr/1"
+    assert load(repo_id, split="train").to_list() == TRAIN
+    assert load(repo_id, split="train", revision="refs/pr/1").to_list() == TEST
+    api.merge_pull_request(repo_id, 1, repo_type="dataset")
+    assert load(repo_id, split="train").to_list() == TEST

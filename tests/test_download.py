@@ -445,7 +445,7 @@ def test_odd_file_names(api, repo_factory, cache_dir, server):
 def test_resolve_rejects_traversal(api, repo_factory, server):
     repo_id = repo_factory()
     r = httpx.get(f"{server.endpoint}/{repo_id}/resolve/main/..%2F..%2Fsecret.key")
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.headers["X-Error-Code"] == "InvalidPath"
 
 

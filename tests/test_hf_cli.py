@@ -535,3 +535,24 @@ def test_dataset_card_yaml_tags(api, repo_factory):
     tags = set(api.dataset_info(rid).tags)
     assert {"multilinguality:monolingual", "language_creators:found",
             "annotations_creators:expert-generated", "source_datasets:original"} <= tags, tags
+
+
+def test_upload_create_pr_and_discussions_commands(hf, server, user, other, tmp_path):
+    """`hf upload --create-pr` by a reader, then `hf discussions` list, comment, diff and
+    merge by the owner."""
+    rid = f"{user.name}/cli-pr-{uuid.uuid4().hex[:6]}"
+    hf("repos", "create", rid)
+    f = tmp_path / "fix.txt"
+    f.write_text("a fix\n")
+    hf("upload", rid, str(f), "fix.txt", "--create-pr", token=other.token)
+    listed = hf("discussions", "list", rid).stdout
+    assert "#1" in listed or " 1 " in listed, listed
+    hf("discussions", "comment", rid, "1", "--body", "Looks good")
+    diff = hf("discussions", "diff", rid, "1").stdout
+    assert "+a fix" in diff, diff
+    hf("discussions", "merge", rid, "1", "--yes")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    assert "fix.txt" in api.list_repo_files(rid)
+    details = api.get_discussion_details(rid, 1)
+    assert details.status == "merged"
+    assert [e.content for e in details.events if e.type == "comment"] == ["Looks good"]

@@ -220,16 +220,17 @@ def test_move_repo(api, repo_factory, user, cache_dir):
     sha = api.model_info(src).sha
     dst = f"{user.name}/{_name('moved')}"
     api.move_repo(src, dst)
-    assert api.repo_exists(src) is False
+    assert api.model_info(src).id == dst  # the old id redirects, as on the Hub
     info = api.model_info(dst)
     assert info.id == dst
     assert info.sha == sha
     assert sorted(s.rfilename for s in info.siblings) == [".gitattributes", "f.txt", "w.bin"]
     p = hf_hub_download(dst, "w.bin", cache_dir=cache_dir, token=api.token)
     assert Path(p).read_bytes() == b"\x00lfs" * 100
-    # The old name is free again.
+    # The old name is free again: a new repo takes it from the redirect.
     api.create_repo(src)
     assert api.list_repo_files(src) == [".gitattributes"]
+    assert api.model_info(dst).sha == sha
 
 
 def test_move_dataset_repo(api, repo_factory, user):
@@ -237,7 +238,8 @@ def test_move_dataset_repo(api, repo_factory, user):
     dst = f"{user.name}/{_name('moved')}"
     api.move_repo(src, dst, repo_type="dataset")
     assert api.repo_exists(dst, repo_type="dataset")
-    assert not api.repo_exists(src, repo_type="dataset")
+    assert api.dataset_info(src).id == dst  # the old id redirects
+    assert not api.repo_exists(src)  # to a dataset only
 
 
 def test_move_onto_existing_repo_conflicts(api, repo_factory):

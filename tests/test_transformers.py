@@ -417,3 +417,23 @@ def test_offline_reload_in_subprocess(
         want_logits = model(**bpe(PROMPT, return_tensors="pt")).logits.flatten().tolist()
     assert got["logits"] == pytest.approx(want_logits, abs=1e-5)
     assert got["enc"] == [bpe(t)["input_ids"] for t in SAMPLES]
+
+
+def test_push_to_hub_create_pr(server: Server, hub: HfApi, user: User, other: User,
+                               bpe: PreTrainedTokenizerFast, tmp_path: Path) -> None:
+    """A reader proposes a fine-tuned model to another user's repo with push_to_hub's
+    create_pr; from_pretrained reads the proposal at refs/pr/N; the owner merges it."""
+    repo_id = f"{user.name}/{_name('gpt2-pr')}"
+    gpt2(len(bpe), seed=1).push_to_hub(repo_id, token=user.token, create_pr=False)
+    tuned = gpt2(len(bpe), seed=2)
+    info = tuned.push_to_hub(repo_id, token=other.token, create_pr=True)
+    assert info.pr_revision == "refs/pr/1"
+    bpe.push_to_hub(repo_id, token=other.token, revision=info.pr_revision)
+    cache = fresh(tmp_path, "pr")
+    loaded = AutoModelForCausalLM.from_pretrained(repo_id, revision="refs/pr/1", cache_dir=cache)
+    assert_same_weights(loaded, tuned)
+    tok = AutoTokenizer.from_pretrained(repo_id, revision="refs/pr/1", cache_dir=cache)
+    assert_same_tokenizer(tok, bpe)
+    hub.merge_pull_request(repo_id, 1)
+    merged = AutoModelForCausalLM.from_pretrained(repo_id, cache_dir=fresh(tmp_path, "main"))
+    assert_same_weights(merged, tuned)

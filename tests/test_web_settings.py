@@ -326,7 +326,8 @@ def test_rename_and_delete(server: Server, owner) -> None:  # type: ignore[no-un
                                                       "namespace": owner.name,
                                                       "name": new_id.split("/")[1]})
         assert r.status_code == 303 and r.headers["location"] == f"/{new_id}"
-        assert b.get(f"/{repo_id}").status_code == 404
+        old = b.get(f"/{repo_id}")  # the old id sends browsers on, as on the Hub
+        assert old.status_code == 301 and old.headers["location"].endswith(f"/{new_id}")
         assert b.get(f"/{new_id}").status_code == 200
         assert api.model_info(new_id).id == new_id
         # Deleting needs the full id typed in.
@@ -339,6 +340,7 @@ def test_rename_and_delete(server: Server, owner) -> None:  # type: ignore[no-un
         assert r.status_code == 303 and r.headers["location"] == f"/{owner.name}"
         assert not api.repo_exists(new_id)
         assert b.get(f"/{new_id}").status_code == 404
+        assert b.get(f"/{repo_id}").status_code == 404  # the redirect went with the repo
         assert b.get(f"/{owner.name}").status_code == 200
 
 

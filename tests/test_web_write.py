@@ -231,7 +231,7 @@ def test_upload_refusals_write_nothing(server: Server, writer: Any, writer_api: 
                            ({"csrf": csrf}, ".git/config")):
             r = b.post(f"/{model}/upload/main", data=data,
                        files=[("files", (name, b"data", "text/plain"))])
-            assert r.status_code == 400 and "Invalid file path" in _alert(r.text), name
+            assert r.status_code == 422 and "Invalid file path" in _alert(r.text), name
         # No file chosen (an empty file input), and a branch that does not exist.
         r = b.post(f"/{model}/upload/main", data={"csrf": csrf},
                    files=[("files", ("", b"", "application/octet-stream"))])
@@ -404,14 +404,20 @@ def test_edit_card_and_conflicts(server: Server, writer: Any, writer_api: HfApi,
         assert b.get(f"/{model}/edit/main/w.bin").status_code == 400
         assert b.get(f"/{model}/edit/main/conf").status_code == 400
     with _signed_in(server, reader) as b:
-        assert "Edit model card" not in b.get(f"/{model}").text
-        assert b.get(f"/{model}/edit/main/README.md").status_code == 403
+        # A reader may only propose: the edit form opens a pull request, main stays.
+        assert "Edit model card" in b.get(f"/{model}").text
+        page = b.get(f"/{model}/edit/main/README.md")
+        assert page.status_code == 200 and "opens a pull request" in page.text
+        assert 'value="branch"' not in page.text
         csrf = _csrf(b.get("/").text)
         head = _head(writer_api, model)
         r = b.post(f"/{model}/edit/main/README.md",
-                   data={"csrf": csrf, "parent": head, "content": "# Mine now\n"})
-        assert r.status_code == 403
+                   data={"csrf": csrf, "parent": head, "content": "# Mine now\n",
+                         "target": "branch"})
+        assert r.status_code == 303 and r.headers["location"].startswith(f"/{model}/discussions/")
         assert _head(writer_api, model) == head
+        num = int(r.headers["location"].rsplit("/", 1)[1])
+        assert writer_api.get_discussion_details(model, num).is_pull_request
 
 
 # --- branches and tags -----------------------------------------------------------------

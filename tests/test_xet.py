@@ -448,9 +448,18 @@ def test_bad_xorbs_and_shards_are_rejected(server: Any, api: HfApi,
                   headers={"Authorization": f"Bearer {api.token}"})
     assert r.content == b"".join(chunks)
 
-    # Unknown or unsupported routes are plain 404s, so that hf_xet falls back to v1.
-    assert cas.call("POST", f"/v1/xorb-grants/default/{hex_hash(xorb)}").status_code == 404
-    assert cas.call("POST", "/v2/shards", shard).status_code == 404
+    # Unknown routes are 404s with an error code, whatever the method: hf_xet takes a 404
+    # as "not offered" and falls back, where a 405 or 501 could fail the transfer.
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        for path in ("/v3/shards", f"/v1/xorbs/default/{hex_hash(xorb)}/more", "/v2/xorbs",
+                     f"/v1/xorb-grants/default/{hex_hash(xorb)}/x"):
+            r = cas.call(method, path)
+            assert r.status_code == 404, (method, path, r.status_code)
+            assert r.headers["X-Error-Code"] == "NotFound", (method, path)
+    for method in ("GET", "PUT", "PATCH", "DELETE"):  # known paths, other methods
+        for path in (f"/v1/xorbs/default/{hex_hash(xorb)}", "/v1/shards", "/v2/shards",
+                     f"/v1/xorb-grants/default/{hex_hash(xorb)}"):
+            assert cas.call(method, path).status_code == 404, (method, path)
     assert cas.call("POST", "/v1/shards", shard.replace(b"HFRepo", b"HFRepx")).status_code == 400
 
 
@@ -469,9 +478,15 @@ def test_tokens_are_scoped(server: Any, api: HfApi, user: Any, other: Any,
     r = httpx.get(f"{server.endpoint}/api/models/{repo}/xet-write-token/main",
                   headers={"Authorization": f"Bearer {user.read_token}"})
     assert r.status_code == 403
+    # Another user's write token gets a write CAS token for a public repo (to upload for a
+    # pull request, tests/attacks/test_pull_requests.py), not for a private one.
     r = httpx.get(f"{server.endpoint}/api/models/{repo}/xet-write-token/main",
                   headers={"Authorization": f"Bearer {other.token}"})
-    assert r.status_code == 403
+    assert r.status_code == 200
+    private = repo_factory(private=True)
+    r = httpx.get(f"{server.endpoint}/api/models/{private}/xet-write-token/main",
+                  headers={"Authorization": f"Bearer {other.token}"})
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
     r = httpx.get(f"{server.endpoint}/api/models/{repo}/xet-write-token/main")
     assert r.status_code == 401
 

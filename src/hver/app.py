@@ -12,9 +12,30 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hver import __version__
-from hver.api import auth, commit, gating, info, lfs, likes, orgs, repos, resolve, tree, xet
+from hver.api import (
+    auth,
+    commit,
+    discussions,
+    gating,
+    info,
+    lfs,
+    lfs_files,
+    likes,
+    no_namespace,
+    orgs,
+    repos,
+    resolve,
+    safetensors,
+    squash,
+    tree,
+    treesize,
+    xet,
+    xet_grants,
+)
 from hver.api import errors as api_errors
+from hver.api.compression import CompressJsonMiddleware
 from hver.api.limits import LimitsMiddleware
+from hver.api.request_id import RequestIdMiddleware
 from hver.config import Settings
 from hver.core.hub import Hub
 from hver.core.signing import Signer, load_instance_id, load_key
@@ -70,15 +91,22 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
-    for router in (auth.router, likes.router, orgs.router, xet.router, repos.router, gating.router,
-                   commit.router, tree.router, info.router, lfs.router, resolve.router):
+    for router in (auth.router, likes.router, orgs.router, xet_grants.router, xet.router,
+                   discussions.router,
+                   repos.router, gating.router,
+                   commit.router, tree.router, info.router, lfs.router, lfs_files.router,
+                   squash.router, treesize.router, safetensors.router, resolve.router):
         app.include_router(router)
-    # Last: the GET-only HTML pages, and HTML error pages for browsers (the API keeps JSON).
+    # Then the GET-only HTML pages, and HTML error pages for browsers (the API keeps JSON).
     install_web(app)
+    # Last: ids without a namespace, which neither a page nor a repo route took.
+    app.include_router(no_namespace.router)
 
+    app.add_middleware(CompressJsonMiddleware)
     # Inside RawPathMiddleware: the limits see paths as the router does.
     app.add_middleware(LimitsMiddleware, settings=settings, signer=app.state.signer)
     app.add_middleware(RawPathMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response names its request
     return app
 
 

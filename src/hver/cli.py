@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from hver.config import Settings
-from hver.core import accounts, repos, xet
+from hver.core import accounts, repos, xet, xet_grants
 from hver.core.hub import Hub
 from hver.errors import BadRequest, HverError, RepoNotFound
 from hver.names import RepoType, split_repo_id
@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hub = Hub.open(settings)
     if hasattr(hub.blobs, "clean_staging"):
         hub.blobs.clean_staging(older_than=24 * 3600)
+    xet_grants.sweep(hub, force=True)
     hub.remove_stale_locks()
     with hub.db.read() as session:
         has_users = accounts.has_users(session)
@@ -175,7 +176,16 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     hub = Hub.open(_settings(args))
     with hub.db.write() as session:
         accounts.create_org(session, args.name, args.owner)
+        if args.fullname:
+            accounts.set_org_fullname(session, args.name, args.fullname)
     print(args.name)
+    return 0
+
+
+def cmd_org_set_fullname(args: argparse.Namespace) -> int:
+    hub = Hub.open(_settings(args))
+    with hub.db.write() as session:
+        accounts.set_org_fullname(session, args.org, args.fullname)
     return 0
 
 
@@ -313,7 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     oc = with_data(org.add_parser("create", help="create an organization"))
     oc.add_argument("name")
     oc.add_argument("--owner", required=True, help="the user who becomes its first admin")
+    oc.add_argument("--fullname", help="its full name, as whoami and its page show it")
     oc.set_defaults(func=cmd_org_create)
+    of = with_data(org.add_parser("set-fullname", help="set an organization's full name"))
+    of.add_argument("org")
+    of.add_argument("fullname", help="the full name; empty to clear it")
+    of.set_defaults(func=cmd_org_set_fullname)
     oa = with_data(org.add_parser("add-member", help="add a member or change their role"))
     oa.add_argument("org")
     oa.add_argument("user")

@@ -34,6 +34,9 @@ class InvalidName(BadRequest):
 
 
 class InvalidPath(BadRequest):
+    """A file path a repo cannot hold: 422, as the Hub answers it."""
+
+    status = 422
     code = "InvalidPath"
 
 
@@ -57,6 +60,20 @@ class RepoNotFound(NotFound):
 
     def __init__(self, message: str = "Repository not found") -> None:
         super().__init__(message)
+
+
+class RepoMoved(HverError):
+    """The id names no repo, but a repo moved from it (and the actor may read that repo):
+    the request belongs at the repo's id now. The API renders it as a redirect to the
+    same route at the new id; where the route names no repo, as RepoNotFound."""
+
+    status = 307
+    code = None
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f"This repository moved to {namespace}/{name}.")
+        self.namespace = namespace
+        self.name = name
 
 
 class RevisionNotFound(NotFound):

@@ -96,13 +96,19 @@ def split_repo_id(repo_id: str) -> tuple[str, str]:
 
 
 def validate_path(path: str) -> str:
-    """A file path inside a repo: relative, normalised, nothing that escapes or hides in .git."""
+    """A file path inside a repo: relative, normalised, nothing that escapes or hides in .git.
+
+    A backslash is an ordinary character of a file name, as on the Hub (`folder/a\\b` is
+    the file `a\\b`), but a Windows checkout would take it for a separator: what lies
+    between backslashes is held to the rules of a segment too, so `..\\x`, `a\\.git\\x` and
+    `\\x` never reach a client's disk.
+    """
     if not path:
         raise InvalidPath("Empty file path.")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise InvalidPath("File path is too long.")
-    if "\x00" in path or "\\" in path:
-        raise InvalidPath(f"Invalid file path {path!r}: NUL and backslash are not allowed.")
+    if "\x00" in path:
+        raise InvalidPath(f"Invalid file path {path!r}: NUL is not allowed.")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise InvalidPath(f"Invalid file path {path!r}: control characters are not allowed.")
     if path.startswith("/"):
@@ -112,12 +118,14 @@ def validate_path(path: str) -> str:
         raise InvalidPath(
             f"File path is too deep: at most {MAX_PATH_SEGMENTS} segments are allowed.")
     for seg in parts:
-        if seg in ("", ".", ".."):
-            raise InvalidPath(
-                f"Invalid file path {path!r}: empty, '.' and '..' segments are not allowed."
-            )
-        if _is_dot_git(seg):
-            raise InvalidPath(f"Invalid file path {path!r}: '.git' is reserved.")
+        for piece in seg.split("\\"):
+            if piece in ("", ".", ".."):
+                raise InvalidPath(
+                    f"Invalid file path {path!r}: empty, '.' and '..' segments are not "
+                    "allowed (a backslash separates segments on Windows)."
+                )
+            if _is_dot_git(piece):
+                raise InvalidPath(f"Invalid file path {path!r}: '.git' is reserved.")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -52,7 +52,7 @@ def test_create_upload_edit_and_refs(page: Page, signed_in) -> None:  # type: ig
     expect(chosen.get_by_role("listitem")).to_have_text(["hello.txt (18 B)"])
     assert_accessible(page)
     page.get_by_label("Commit summary").fill("Add hello")
-    page.get_by_role("button", name="Commit changes to main").click()
+    page.get_by_role("button", name="Commit changes").click()
     expect(page).to_have_url(f"/{repo_id}/tree/main")
     page.get_by_role("link", name="hello.txt").click()
     expect(page.locator("pre.blob")).to_have_text("hello from a drop\n")
@@ -67,7 +67,7 @@ def test_create_upload_edit_and_refs(page: Page, signed_in) -> None:  # type: ig
     page.get_by_label("Content of README.md").fill(
         "---\nlicense: apache-2.0\n---\n# Written in Chromium\n\nA card from the browser.\n")
     page.get_by_label("Commit summary").fill("Write the card")
-    page.get_by_role("button", name="Commit changes to main").click()
+    page.get_by_role("button", name="Commit changes").click()
     expect(page).to_have_url(f"/{repo_id}")
     card = page.get_by_role("article", name="Card")
     expect(card.get_by_role("heading", name="Written in Chromium")).to_be_visible()
@@ -114,7 +114,7 @@ def test_upload_without_javascript(browser: Browser, server, web_user) -> None: 
         page.get_by_label("Files", exact=True).set_input_files(
             [{"name": "a.md", "mimeType": "text/markdown", "buffer": b"# A\n"},
              {"name": "b.md", "mimeType": "text/markdown", "buffer": b"# B\n"}])
-        page.get_by_role("button", name="Commit changes to main").click()
+        page.get_by_role("button", name="Commit changes").click()
         expect(page).to_have_url(f"/{repo_id}/tree/main/docs")
         expect(page.get_by_role("link", name="a.md")).to_be_visible()
         expect(page.get_by_role("link", name="b.md")).to_be_visible()

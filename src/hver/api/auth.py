@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hver.api import accounts as accounts_api
-from hver.api.deps import ActorDep
-from hver.api.errors import error_response
+from hver.api.deps import ActorDep, HubDep
+from hver.api.errors import error_response, plain_error_response
 from hver.api.util import read_json
+from hver.core import orgs as core_orgs
 from hver.core.accounts import Actor
-from hver.core.cards import CardError, parse_front_matter
+from hver.core.cards import check_card
 from hver.errors import BadRequest, Unauthorized
 
 router = APIRouter()
@@ -21,9 +22,17 @@ router.include_router(accounts_api.router)
 
 
 @router.get("/api/whoami-v2")
-async def whoami(actor: ActorDep) -> dict[str, Any]:
+async def whoami(actor: ActorDep, hub: HubDep) -> dict[str, Any]:
     if actor is None:
         raise Unauthorized("Invalid user token", code="Unauthorized")
+
+    orgs = list(actor.orgs)
+
+    def org_fullnames() -> dict[str, str | None]:
+        with hub.db.read() as session:
+            return core_orgs.fullnames(session, orgs)
+
+    fullnames = await run_in_threadpool(org_fullnames) if orgs else {}
     return {
         "type": "user",
         "id": str(actor.id),
@@ -35,7 +44,8 @@ async def whoami(actor: ActorDep) -> dict[str, Any]:
         "canPay": False,
         "avatarUrl": "",
         "orgs": [
-            {"type": "org", "name": name, "fullname": name, "roleInOrg": role}
+            {"type": "org", "name": name, "fullname": fullnames.get(name) or name,
+             "roleInOrg": role}
             for name, role in sorted(actor.orgs.items())
         ],
         "auth": {"type": "access_token", "accessToken": access_token_info(actor)},
@@ -63,15 +73,25 @@ def access_token_info(actor: Actor) -> dict[str, Any]:
 
 @router.post("/api/validate-yaml")
 async def validate_yaml(request: Request) -> Any:
+    """The Hub's card check. Errors are a 400 whose text huggingface_hub raises as a
+    ValueError (`RepoCard.validate` asks for text: it gets the Hub's `- Error: ...` lines
+    as the body); warnings come with a 200."""
     body = await read_json(request, "Body must be JSON: {\"content\": ..., \"repoType\": ...}")
     content = body.get("content") if isinstance(body, dict) else None
     if not isinstance(content, str):
         raise BadRequest("'content' must be a string.")
-    try:
-        await run_in_threadpool(parse_front_matter, content)
-    except CardError as e:
-        return error_response(400, str(e), "BadRequest", extra={"errors": [{"message": str(e)}]})
-    return {"errors": [], "warnings": []}
+    repo_type = body.get("repoType")
+    check = await run_in_threadpool(
+        check_card, content, repo_type if isinstance(repo_type, str) else "model")
+    warnings = [{"message": w} for w in check.warnings]
+    if check.errors:
+        message = "\n".join(f"- Error: {e}" for e in check.errors)
+        accept = request.headers.get("accept", "")
+        if "text/plain" in accept and "json" not in accept:
+            return plain_error_response(400, message, "BadRequest")
+        return error_response(400, message, "BadRequest", extra={
+            "errors": [{"message": e} for e in check.errors], "warnings": warnings})
+    return {"errors": [], "warnings": warnings}
 
 
 @router.get("/api/agent-harnesses")

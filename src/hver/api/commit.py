@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, base_url, load_repo, param, repo_type_from_plural
 from hver.api.util import parse_json, query_bool, read_json
-from hver.core import access
+from hver.community import pulls
 from hver.core import commits as core_commits
 from hver.core.commits import AddFile, AddLfs, DeleteFile, DeleteFolder, Operation
 from hver.errors import BadRequest, PayloadTooLarge
@@ -47,7 +47,7 @@ async def preupload(request: Request, plural: str, ns: str, name: str, revision:
 
     def run() -> list[core_commits.UploadPlan]:
         repo = load_repo(hub, actor, repo_type, ns, name)
-        access.require_write(actor, repo)
+        pulls.require_upload(hub, actor, repo)
         return core_commits.plan_uploads(hub, repo, param(revision), parsed, git_ignore)
 
     plans = await run_in_threadpool(run)
@@ -118,12 +118,10 @@ async def read_limited(request: Request, limit: int) -> bytes:
 async def commit(request: Request, plural: str, ns: str, name: str, revision: str,
                  hub: HubDep, actor: ActorDep) -> Any:
     repo_type = repo_type_from_plural(plural)
-    if query_bool(request, "create_pr"):
-        raise BadRequest("Pull requests are not supported by this hub yet.",
-                         code="NotSupported")
+    create_pr = query_bool(request, "create_pr")
     # Authorise before reading a large body.
     repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
-    access.require_write(actor, repo)
+    await run_in_threadpool(pulls.commit_target, hub, actor, repo, param(revision), create_pr)
     body = await read_limited(request, hub.settings.max_commit_body)
     header, ops = await run_in_threadpool(parse_ndjson, body)
     summary = header.get("summary") or ""
@@ -133,15 +131,17 @@ async def commit(request: Request, plural: str, ns: str, name: str, revision: st
         raise BadRequest("'summary' and 'description' must be strings.")
     if parent is not None and not isinstance(parent, str):
         raise BadRequest("'parentCommit' must be a string.")
-    sha = await run_in_threadpool(
+    landed = await run_in_threadpool(
         core_commits.create_commit, hub, actor, repo, param(revision), ops, summary,
-        description, parent,
+        description, parent, create_pr,
     )
+    prefix = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}"
     return {
-        "commitUrl": commit_url(request, repo_type, repo.repo_id, sha),
-        "commitOid": sha,
+        "commitUrl": commit_url(request, repo_type, repo.repo_id, landed.sha),
+        "commitOid": landed.sha,
         "commitMessage": summary,
-        "pullRequestUrl": None,
+        "pullRequestUrl": (f"{prefix}/discussions/{landed.pr_num}"
+                           if landed.pr_num is not None else None),
         "success": True,
     }
 

@@ -17,7 +17,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
 from hver.api.gating import require_file_access
 from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, read_json, receive_into
-from hver.core import access
+from hver.community import pulls
 from hver.core import lfs as core_lfs
 from hver.core import xet as core_xet
 from hver.core.hub import Hub
@@ -43,13 +43,14 @@ async def _json(request: Request) -> Any:
 
 
 def _upload_url(request: Request, signer: Signer, repo: Repo, oid: str, size: int,
-                part: int | None = None) -> str:
+                contributor: int | None, part: int | None = None) -> str:
     # Signed for the repo's storage key too: a URL of a deleted repo is void, even for a
-    # repo that would get its id.
-    exp, sig = signer.sign("upload", repo.id, repo.storage_key, oid, size)
+    # repo that would get its id; and for the contributor whose upload it is (0: a writer).
+    by = contributor or 0
+    exp, sig = signer.sign("upload", repo.id, repo.storage_key, oid, size, by)
     suffix = f"/{part}" if part is not None else ""
     return (f"{base_url(request)}/_lfs/upload/{repo.id}/{oid}{suffix}"
-            f"?size={size}&exp={exp}&sig={sig}")
+            f"?size={size}&by={by}&exp={exp}&sig={sig}")
 
 
 def _batch_handler(repo_type: RepoType) -> Any:
@@ -68,9 +69,11 @@ def _batch_handler(repo_type: RepoType) -> Any:
             raise BadRequest("Only sha256 is supported.", status=409)
         objects = core_lfs.parse_objects(body.get("objects"))
         repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
+        contributor = None
         if operation == "upload":
-            access.require_write(actor, repo)
-            plans = await run_in_threadpool(core_lfs.plan_upload, hub, repo, objects)
+            contributor = await run_in_threadpool(pulls.require_upload, hub, actor, repo)
+            plans = await run_in_threadpool(core_lfs.plan_upload, hub, repo, objects,
+                                            contributor)
         else:
             await run_in_threadpool(require_file_access, hub, actor, repo, base_url(request))
             plans = await run_in_threadpool(core_lfs.plan_download, hub, repo, objects)
@@ -90,12 +93,13 @@ def _batch_handler(repo_type: RepoType) -> Any:
                     "expires_in": hub.settings.signed_url_ttl}}
             elif not p.present:
                 upload: dict[str, Any] = {
-                    "href": _upload_url(request, signer, repo, p.oid, p.size),
+                    "href": _upload_url(request, signer, repo, p.oid, p.size, contributor),
                     "expires_in": hub.settings.signed_url_ttl,
                 }
                 if p.parts:
                     upload["header"] = {"chunk_size": str(hub.settings.lfs_part_size)} | {
-                        f"{n:05d}": _upload_url(request, signer, repo, p.oid, p.size, n)
+                        f"{n:05d}": _upload_url(request, signer, repo, p.oid, p.size,
+                                                contributor, n)
                         for n in range(1, p.parts + 1)
                     }
                 item["actions"] = {"upload": upload, "verify": {"href": verify_href}}
@@ -115,8 +119,8 @@ def _verify_handler(repo_type: RepoType) -> Any:
             raise BadRequest("Body must be a JSON object.")
         oid, size = check_oid(body.get("oid")), body.get("size")
         repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, name)
-        access.require_write(actor, repo)
-        stored = await run_in_threadpool(core_lfs.has_object, hub, repo.id, oid)
+        contributor = await run_in_threadpool(pulls.require_upload, hub, actor, repo)
+        stored = await run_in_threadpool(core_lfs.has_object, hub, repo.id, oid, contributor)
         if stored is None or (size is not None and stored != size):
             raise NotFound(f"Object {oid} was not uploaded.", code="EntryNotFound")
         return JSONResponse({"message": "ok"}, media_type=LFS_JSON)
@@ -130,27 +134,29 @@ for _t in RepoType:
     router.add_api_route(f"{_prefix}/verify", _verify_handler(_t), methods=["POST"])
 
 
-def _check_upload(request: Request, hub: Hub, signer: Signer, repo_id: int, oid: str) -> int:
+def _check_upload(request: Request, hub: Hub, signer: Signer, repo_id: int,
+                  oid: str) -> tuple[int, int | None]:
+    """The signed upload URL's size and contributor (None: a writer's upload)."""
     q = request.query_params
     check_oid(oid)
     try:
-        size = int(q.get("size", ""))
+        size, by = int(q.get("size", "")), int(q.get("by", ""))
     except ValueError:
         raise BadRequest("Invalid upload URL.") from None
     repo = core_lfs.repo_by_pk(hub, repo_id)
-    signer.verify("upload", repo_id, repo.storage_key if repo else "", oid, size,
+    signer.verify("upload", repo_id, repo.storage_key if repo else "", oid, size, by,
                   exp=q.get("exp", ""), sig=q.get("sig", ""))
-    return size
+    return size, by or None
 
 
 @router.put("/_lfs/upload/{repo_id}/{oid}")
 async def upload(request: Request, repo_id: int, oid: str, hub: HubDep,
                  signer: SignerDep) -> Any:
-    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
+    size, by = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     writer = await run_in_threadpool(ObjectWriter, hub.blobs, oid, size)
     await receive_into(request, writer)
     await run_in_threadpool(writer.commit)
-    await run_in_threadpool(core_lfs.register_object, hub, repo_id, oid, size)
+    await run_in_threadpool(core_lfs.register_object, hub, repo_id, oid, size, by)
     return Response(status_code=200)
 
 
@@ -223,7 +229,7 @@ def _take_parts(path: Path) -> Path:
 @router.put("/_lfs/upload/{repo_id}/{oid}/{part}")
 async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: HubDep,
                       signer: SignerDep) -> Any:
-    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
+    size, _ = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     part_size = hub.settings.lfs_part_size
     if part < 1 or (part - 1) * part_size >= max(size, 1):
         raise BadRequest(f"Invalid part number {part}.")
@@ -241,7 +247,7 @@ async def upload_part(request: Request, repo_id: int, oid: str, part: int, hub: 
 @router.post("/_lfs/upload/{repo_id}/{oid}")
 async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubDep,
                              signer: SignerDep) -> Any:
-    size = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
+    size, by = await run_in_threadpool(_check_upload, request, hub, signer, repo_id, oid)
     body = await _json(request)
     parts = body.get("parts") if isinstance(body, dict) else None
     expected = max(1, -(-size // hub.settings.lfs_part_size))
@@ -250,7 +256,7 @@ async def complete_multipart(request: Request, repo_id: int, oid: str, hub: HubD
     def finish() -> None:
         staged = _take_parts(_multipart_path(hub, repo_id, oid))
         store_staged(hub.blobs, staged, oid, size)
-        core_lfs.register_object(hub, repo_id, oid, size)
+        core_lfs.register_object(hub, repo_id, oid, size, by)
 
     await run_in_threadpool(finish)
     return JSONResponse({"message": "ok"}, media_type=LFS_JSON)

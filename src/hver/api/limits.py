@@ -11,9 +11,10 @@ worker processes each keep their own.
 What is counted where:
 
 - `/api/health` is never limited (load balancers and monitors poll it).
-- Signed URLs (`/_lfs/...`, `/xet/{cas}/fetch/...`) are not limited: they carry no
-  token, were handed out by a request that was counted, grant one object or a few
-  byte ranges, and expire. A large download or multipart upload makes many of them.
+- Signed URLs (`/_lfs/...`, `/xet/{cas}/fetch/...`, `/xet/{cas}/uploads/...`) are not
+  limited: they carry no token, were handed out by a request that was counted, grant
+  one object, one xorb upload or a few byte ranges, and expire. A large download or
+  multipart upload makes many of them.
 - Xet CAS calls count against the account their CAS token names (anonymous readers:
   against their IP), so minting more CAS tokens buys no extra budget.
 - Sign-in attempts (`POST /login`) count against the client IP alone, in a budget of
@@ -69,7 +70,7 @@ SWEEP_EVERY = 60.0  # seconds between removals of full (idle) buckets
 LOGIN_PER_MINUTE = 30  # sign-in attempts per client IP, at most
 KNOWN_TTL = 24 * 3600.0  # seconds an accepted token is remembered after its last use
 
-_UNLIMITED = re.compile(r"^/(?:api/health$|_lfs/|xet/[^/]+/fetch/)")
+_UNLIMITED = re.compile(r"^/(?:api/health$|_lfs/|xet/[^/]+/(?:fetch|uploads)/)")
 _CAS = re.compile(r"^/xet/[^/]+/")
 _COMMIT = re.compile(r"^/api/(?:models|datasets|spaces)/[^/]+/[^/]+/commit/.+$")
 _OWN_BODY_LIMIT = re.compile(r"^/(?:_lfs/upload/|xet/)")

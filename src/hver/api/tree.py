@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
 from hver.api.util import cursor, iso_ts, next_link, query_bool, read_json
+from hver.core import objects as core_objects
 from hver.core import refs as core_refs
 from hver.core import tree as core_tree
-from hver.core import xet as core_xet
 from hver.core.hub import Hub
 from hver.core.tree import FileInfo
 from hver.errors import BadRequest
@@ -40,7 +40,7 @@ def tree_entry(f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
 
 
 def xet_hashes(hub: Hub, repo_id: int, files: list[FileInfo]) -> dict[str, str]:
-    return core_xet.hashes_for(hub, repo_id, [f.lfs.oid for f in files if f.lfs is not None])
+    return core_objects.xet_hashes(hub, repo_id, [f.lfs.oid for f in files if f.lfs is not None])
 
 
 def expanded(git: GitRepo, commit: str, f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hver.core.accounts import READ_PERMISSION, WRITE_PERMISSION, Actor
+from hver.core.accounts import DISCUSSION_PERMISSION, READ_PERMISSION, WRITE_PERMISSION, Actor
 from hver.db.models import Repo
 from hver.errors import Forbidden, HverError, RepoNotFound, Unauthorized
 
@@ -78,6 +78,23 @@ def require_write(actor: Actor | None, repo: Repo) -> None:
         raise Forbidden(f"This token has no write access to {repo.repo_id}.")
     if namespace_role(actor, repo.namespace) not in ("write", "admin"):
         raise Forbidden(f"You don't have write access to {repo.repo_id}.")
+
+
+def require_contribute(actor: Actor | None, repo: Repo) -> None:
+    """Open and comment on discussions, open pull requests and push to one's own: anyone
+    signed in who may read the repo, with a token that may write (a fine-grained one:
+    `discussion.write` or `repo.write` on the repo). Gated repos also need access to their
+    files for pull requests (`community.pulls`, which has the database at hand)."""
+    require_read(actor, repo)
+    if actor is None:
+        raise Unauthorized("You must be authenticated to do this.")
+    if not any(token_allows(actor, repo.type, repo.namespace, repo.name, p)
+               for p in (DISCUSSION_PERMISSION, WRITE_PERMISSION)):
+        raise Forbidden(f"This token may not write discussions on {repo.repo_id}.")
+
+
+def can_contribute(actor: Actor | None, repo: Repo) -> bool:
+    return _passes(require_contribute, actor, repo)
 
 
 def require_admin(actor: Actor | None, repo: Repo) -> None:

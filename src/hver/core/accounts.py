@@ -36,8 +36,9 @@ CLI_ACTOR = "@cli"  # the audit log's actor for the command line: no account can
 # `repo.content.read`; the others are accepted and shown but grant nothing yet.
 READ_PERMISSION = "repo.content.read"
 WRITE_PERMISSION = "repo.write"
+DISCUSSION_PERMISSION = "discussion.write"
 PERMISSIONS = (READ_PERMISSION, WRITE_PERMISSION, "repo.access.read", "repo.access.write",
-               "discussion.write")
+               DISCUSSION_PERMISSION)
 PERMISSION_SHORTHANDS = {"read": READ_PERMISSION, "write": WRITE_PERMISSION}
 SCOPE_TYPES = ("repo", "org", "user")
 
@@ -155,7 +156,11 @@ def has_users(session: Session) -> bool:
 
 
 def get_account(session: Session, name: str) -> Account | None:
-    return session.scalar(select(Account).where(Account.name == name))
+    """The user or organization of that name, whatever the case it is written in (names
+    are unique whatever their case, as on the Hub); it keeps the casing it was given."""
+    if not name.isascii():
+        return None  # names are ASCII: no Unicode case folding may alias one
+    return session.scalar(select(Account).where(func.lower(Account.name) == name.lower()))
 
 
 def get_user(session: Session, name: str) -> Account:
@@ -339,6 +344,19 @@ def update_profile(session: Session, name: str, fullname: str | None, email: str
         user.fullname, user.email = fullname, email
         _audit(session, actor, "user.profile", name)
     return user
+
+
+def set_org_fullname(session: Session, org_name: str, fullname: str | None,
+                     actor: Actor | str | None = CLI_ACTOR) -> Account:
+    """Set an organization's full name (what whoami and its profile show); blank clears it."""
+    org = get_org(session, org_name)
+    fullname = (fullname or "").strip() or None
+    if fullname is not None and len(fullname) > MAX_FULLNAME_LENGTH:
+        raise BadRequest(f"Full names have at most {MAX_FULLNAME_LENGTH} characters.")
+    if fullname != org.fullname:
+        org.fullname = fullname
+        _audit(session, actor, "org.profile", org.name, fullname=fullname)
+    return org
 
 
 def verify_password(session: Session, name: str, password: str) -> Actor:

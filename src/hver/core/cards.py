@@ -73,6 +73,37 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@dataclass(frozen=True)
+class CardCheck:
+    """What the Hub's card validation says of a README: errors refuse it, warnings don't."""
+
+    errors: list[str]
+    warnings: list[str]
+
+
+_DOCS = {"model": "model-cards#model-card-metadata", "dataset": "datasets-cards",
+         "space": "spaces-config-reference"}
+
+
+def check_card(text: str, repo_type: str = "model") -> CardCheck:
+    """Validate a README as the Hub's `validate-yaml` does, for what hver knows of it: the
+    YAML must parse to a mapping, `model-index` must be a list; a card without metadata
+    gets the Hub's warning."""
+    try:
+        data = parse_front_matter(text)
+    except CardError as e:
+        return CardCheck([str(e)], [])
+    errors = []
+    if "model-index" in data and not isinstance(data["model-index"], list):
+        errors.append('"model-index" must be an array')
+    warnings = []
+    if not data:
+        docs = _DOCS.get(repo_type, _DOCS["model"])
+        warnings.append("Empty or missing yaml metadata in repo card "
+                        f"(https://huggingface.co/docs/hub/{docs})")
+    return CardCheck(errors, warnings)
+
+
 def as_list(value: Any) -> list[str]:
     if value is None:
         return []

@@ -15,12 +15,12 @@ from typing import Any
 
 import pathspec
 
-from hver.core import access
+from hver.community import pulls, threads
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
-from hver.core.objects import held_objects
+from hver.core.objects import held_objects, promote
 from hver.core.repos import DEFAULT_BRANCH, author_line, refresh_index
-from hver.core.tree import branch_ref, get_file, paths_info, resolve_revision
+from hver.core.tree import get_file, paths_info, resolve_revision
 from hver.db.models import Repo
 from hver.errors import (
     BadRequest,
@@ -82,6 +82,14 @@ def decode_base64(data: str, path: str) -> bytes:
         raise BadRequest(f"Invalid base64 content for {path!r}.") from None
 
 
+@dataclass(frozen=True)
+class Landed:
+    """A commit that landed, and the pull request it went to (None: a branch)."""
+
+    sha: str
+    pr_num: int | None = None
+
+
 def create_commit(
     hub: Hub,
     actor: Actor | None,
@@ -91,9 +99,11 @@ def create_commit(
     summary: str,
     description: str = "",
     parent_commit: str | None = None,
-) -> str:
-    """Apply `operations` on top of branch `revision`; returns the new commit id."""
-    access.require_write(actor, repo)
+    create_pr: bool = False,
+) -> Landed:
+    """Apply `operations` on top of branch `revision` (or of a pull request's ref), or with
+    `create_pr` open a pull request off it holding them."""
+    target = pulls.commit_target(hub, actor, repo, revision, create_pr)
     assert actor is not None
     settings = hub.settings
     if len(operations) > settings.max_commit_files:
@@ -109,8 +119,9 @@ def create_commit(
                 "with LFS."
             )
     git = hub.git.open(repo.storage_key)
-    ref = branch_ref(git, revision)
-    lfs_sizes = _check_lfs_objects(hub, repo, [op for op in ops if isinstance(op, AddLfs)])
+    named = [op for op in ops if isinstance(op, AddLfs)]
+    lfs_sizes = _check_lfs_objects(hub, repo, named, actor.id)
+    oids = {op.oid for op in named}
 
     # Blobs are content-addressed: write them once, whatever the number of attempts.
     blob_ids: dict[int, str] = {}
@@ -124,26 +135,51 @@ def create_commit(
     if description.strip():
         message = f"{message}\n\n{description.strip()}"
     author = author_line(actor)
-    for _ in range(MAX_CAS_ATTEMPTS):
-        head = git.ref(ref)
-        assert head is not None
+
+    def build(head: str) -> str:
         if parent_commit is not None and parent_commit != head:
             raise PreconditionFailed(
-                f"A commit has happened since {parent_commit}: the branch head is now {head}. "
-                "Pull the changes and try again."
+                "The branch was updated since you opened this page. Please refresh and try "
+                "again."
             )
         files = git.flatten(git.commit(head).tree)
         for i, op in enumerate(ops):
             _apply(files, op, blob_ids.get(i))
         _check_no_file_folder_clash(files)
-        sha = git.write_commit(git.write_tree(files), [head], message, author)
+        return git.write_commit(git.write_tree(files), [head], message, author)
+
+    if target.ref is None:
+        assert target.base is not None
+        sha = build(_head(git, target.base))
+        thread = pulls.open_pull_request(
+            hub, actor, repo, threads.title_from(summary), threads.text_from(description),
+            base=target.base, head=sha, status="open", promote=oids)
+        return Landed(sha, thread.num)
+    ref = target.ref
+    for _ in range(MAX_CAS_ATTEMPTS):
+        head = _head(git, ref)
+        sha = build(head)
+        if target.pr_num is not None:
+            if pulls.advance(hub, actor, repo, target.pr_num, head, sha, oids):
+                break
+            continue
+        if oids:  # what the author uploaded as a contributor, held from this commit on
+            with hub.db.write() as session:
+                promote(session, repo.id, actor.id, oids)
         if git.cas_ref(ref, head, sha):
             break
     else:
         raise Conflict("The branch is moving too fast; try again.")
     if ref == f"refs/heads/{DEFAULT_BRANCH}":
         refresh_index(hub, repo, git)
-    return sha
+    return Landed(sha, target.pr_num)
+
+
+def _head(git: GitRepo, ref: str) -> str:
+    head = git.ref(ref)
+    if head is None:  # deleted since the commit was authorised
+        raise RevisionNotFound(f"Invalid rev id: {ref.removeprefix('refs/heads/')}")
+    return head
 
 
 def _pointer_as_lfs(op: Operation) -> Operation:
@@ -157,11 +193,13 @@ def _pointer_as_lfs(op: Operation) -> Operation:
     return op
 
 
-def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs]) -> dict[str, int]:
-    """Sizes of the LFS objects the operations name; the repo must hold each one."""
+def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs],
+                       author: int) -> dict[str, int]:
+    """Sizes of the LFS objects the operations name; the repo must hold each one, or the
+    author have uploaded it to the repo as a contributor."""
     if not ops:
         return {}
-    held = held_objects(hub, repo.id, {op.oid for op in ops})
+    held = held_objects(hub, repo.id, {op.oid for op in ops}, contributor=author)
     for op in ops:
         obj = held.get(op.oid)
         if obj is None:
@@ -180,16 +218,17 @@ def _apply(files: dict[str, tuple[int, str]], op: Operation, blob: str | None) -
     if isinstance(op, (AddFile, AddLfs)):
         assert blob is not None
         files[op.path] = (FILE_MODE, blob)
-    elif isinstance(op, DeleteFile):
-        if files.pop(op.path, None) is None:
-            raise EntryNotFound(f"Cannot delete {op.path}: no such file.")
-    else:
-        prefix = f"{op.path}/"
-        doomed = [p for p in files if p.startswith(prefix)]
-        if not doomed:
-            raise EntryNotFound(f"Cannot delete folder {op.path}: no such folder.")
-        for p in doomed:
-            del files[p]
+        return
+    if isinstance(op, DeleteFile) and files.pop(op.path, None) is not None:
+        return
+    # A folder, named by `deletedFolder` or (as the Hub also takes it) by `deletedFile`.
+    prefix = f"{op.path}/"
+    doomed = [p for p in files if p.startswith(prefix)]
+    if not doomed:
+        what = "file" if isinstance(op, DeleteFile) else "folder"
+        raise EntryNotFound(f"Cannot delete {what} {op.path}: no such {what}.")
+    for p in doomed:
+        del files[p]
 
 
 def _check_no_file_folder_clash(files: dict[str, tuple[int, str]]) -> None:

@@ -119,7 +119,14 @@ def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
                 max_files: int = MAX_FILES, max_blob: int = MAX_BLOB_BYTES) -> CommitDiff:
     """The changes `commit` made, against its first parent."""
     parent = commit.parents[0] if commit.parents else None
-    old_tree = git.commit(parent).tree if parent else None
+    return compare(git, parent, commit, max_lines, max_files, max_blob)
+
+
+def compare(git: GitRepo, base: str | None, commit: CommitInfo, max_lines: int = MAX_LINES,
+            max_files: int = MAX_FILES, max_blob: int = MAX_BLOB_BYTES) -> CommitDiff:
+    """The changes from commit `base` (None: the empty tree) to `commit`: a pull request's
+    against its merge base, a commit's against its parent."""
+    old_tree = git.commit(base).tree if base else None
     changes = tree_changes(
         git.repo.object_store, _oid(old_tree) if old_tree else None, _oid(commit.tree))
     files: list[FileChange] = []
@@ -142,7 +149,25 @@ def commit_diff(git: GitRepo, commit: CommitInfo, max_lines: int = MAX_LINES,
         if fc.kind == "over_limit":
             truncated = True
         files.append(fc)
-    return CommitDiff(commit, parent, files, more_files, truncated)
+    return CommitDiff(commit, base, files, more_files, truncated)
+
+
+def patch_text(diff: CommitDiff) -> str:
+    """The diff as `git diff` prints it (text hunks; other files by a one-line note)."""
+    out: list[str] = []
+    for f in diff.files:
+        a = f"a/{f.old.path}" if f.old else "/dev/null"
+        b = f"b/{f.new.path}" if f.new else "/dev/null"
+        out.append(f"diff --git a/{f.path} b/{f.path}")
+        if f.kind != "text":
+            out.append(f"Binary files {a} and {b} differ")
+            continue
+        out += [f"--- {a}", f"+++ {b}"]
+        for hunk in f.hunks:
+            out.append(hunk.header)
+            marks = {"context": " ", "add": "+", "del": "-", "note": "\\ "}
+            out += [marks[line.kind] + line.text for line in hunk.lines]
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _oid(sha: str) -> ObjectID:

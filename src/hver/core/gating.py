@@ -1,11 +1,11 @@
 """Gated repos: metadata stays public, file content needs an accepted access request.
 
 A gated repo (`Repo.gated` "auto" or "manual") lets anyone who may read it see its
-info, tree, refs and commits, and read its card (`README.md`) and `.gitattributes`.
-Every other file's content is for the repo's namespace (the owner, org members, site
-admins) and for users whose access request was accepted: at once under "auto", by a
-repo admin under "manual". Rows of `access_requests` outlive gating being switched off
-and apply again when it is switched back on.
+info, tree, refs and commits, and read its card (`README.md`), which shows the gate.
+Every other file's content (`.gitattributes` too, as on the Hub) is for the repo's
+namespace (the owner, org members, site admins) and for users whose access request was
+accepted: at once under "auto", by a repo admin under "manual". Rows of `access_requests`
+outlive gating being switched off and apply again when it is switched back on.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from hver.errors import BadRequest, GatedRepo, NotFound, Unauthorized
 from hver.names import RepoType
 
 STATUSES = ("pending", "accepted", "rejected")
-# Readable without access, as on the Hub: the card that shows the gate, and git attributes.
-OPEN_FILES = frozenset({"README.md", ".gitattributes"})
+# Readable without access, as on the Hub: the card that shows the gate.
+OPEN_FILES = frozenset({"README.md"})
 MAX_FIELD_LENGTH = 2000
 MAX_REASON_LENGTH = 200
 _TRUE = {"true", "on", "yes", "1", "checked"}

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from hver.core.hub import Hub
-from hver.core.objects import held_object, held_objects
+from hver.core.objects import held_object, held_objects, record_contribution
 from hver.db.models import LfsObject, Repo
-from hver.errors import BadRequest
-from hver.storage.lfs import check_oid
+from hver.errors import BadRequest, Conflict
+from hver.storage.lfs import blob_key, check_oid
 
 MAX_BATCH_OBJECTS = 1000
 
@@ -43,8 +43,11 @@ def parse_objects(objects: Any) -> list[tuple[str, int]]:
     return out
 
 
-def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
-    held = held_objects(hub, repo.id, {oid for oid, _ in objects})
+def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]],
+                contributor: int | None = None) -> list[BatchObject]:
+    """What to transfer: objects the repo holds (or, for a contributor, that they uploaded
+    to it already) are present."""
+    held = held_objects(hub, repo.id, {oid for oid, _ in objects}, contributor)
     out = []
     threshold = hub.settings.lfs_multipart_threshold
     for oid, size in objects:
@@ -78,17 +81,29 @@ def repo_by_pk(hub: Hub, repo_pk: int) -> Repo | None:
         return session.get(Repo, repo_pk)
 
 
-def register_object(hub: Hub, repo_id: int, oid: str, size: int) -> None:
-    """Record that `repo_id` holds the (already stored and verified) object."""
+def register_object(hub: Hub, repo_id: int, oid: str, size: int,
+                    contributor: int | None = None) -> None:
+    """Record that `repo_id` holds the (already stored and verified) object; for a
+    `contributor` (an account that may not write the repo), that they uploaded it
+    (`core.objects.record_contribution`).
+
+    The blob is looked for again under the write lock: a blob that was stored already
+    when this upload arrived may have been removed since, by the last holder deleting
+    it for good (`core.objects.release_held`, in a write transaction of its own)."""
     try:
         with hub.db.write() as session:
-            if session.get(LfsObject, (repo_id, oid)) is None:
+            if not hub.blobs.exists(blob_key(oid)):
+                raise Conflict(f"Object {oid} was deleted while it was being uploaded; "
+                               "upload it again.")
+            if contributor is not None:
+                record_contribution(session, repo_id, contributor, oid, size)
+            elif session.get(LfsObject, (repo_id, oid)) is None:
                 session.add(LfsObject(repo_id=repo_id, oid=oid, size=size))
     except IntegrityError:
         pass  # a concurrent upload of the same object won the race: same row
 
 
-def has_object(hub: Hub, repo_id: int, oid: str) -> int | None:
-    """The size of `oid` if the repo holds it, else None."""
-    obj = held_object(hub, repo_id, oid)
+def has_object(hub: Hub, repo_id: int, oid: str, contributor: int | None = None) -> int | None:
+    """The size of `oid` if the repo holds it (or `contributor` uploaded it), else None."""
+    obj = held_object(hub, repo_id, oid, contributor=contributor)
     return obj.size if obj is not None else None

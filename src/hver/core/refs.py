@@ -49,22 +49,26 @@ def create_branch(hub: Hub, actor: Actor | None, repo: Repo, branch: str,
 
 
 def delete_branch(hub: Hub, actor: Actor | None, repo: Repo, branch: str) -> None:
+    """Delete a branch; never the default one (403), and a missing one (a tag's name too)
+    is RevisionNotFound, in the Hub's words."""
     access.require_write(actor, repo)
-    if branch == DEFAULT_BRANCH:
-        raise Forbidden(f"The {DEFAULT_BRANCH} branch cannot be deleted.")
-    git = hub.git.open(repo.storage_key)
     name = f"refs/heads/{branch}"
+    if branch == DEFAULT_BRANCH:
+        raise Forbidden(f"Cannot delete {name}")
+    git = hub.git.open(repo.storage_key)
     sha = git.ref(name)
     if sha is None or not git.delete_ref(name, sha):
-        raise RevisionNotFound(f"Branch {branch} not found")
+        raise RevisionNotFound(f"Invalid rev id: {branch}")
 
 
 def create_tag(hub: Hub, actor: Actor | None, repo: Repo, revision: str, tag: str,
                message: str | None) -> str:
+    """Tag `revision`: a missing revision is RevisionNotFound before the tag's name is
+    looked at, as on the Hub."""
     access.require_write(actor, repo)
-    validate_branch(tag)
     git = hub.git.open(repo.storage_key)
     target = resolve_revision(git, revision)
+    validate_branch(tag)
     value = target
     if message:
         assert actor is not None

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,8 +16,8 @@ from hver.core.accounts import READ_PERMISSION, Actor, get_account
 from hver.core.cards import CardError, CardIndex, index_card, parse_front_matter, tag_matches
 from hver.core.hub import Hub
 from hver.core.tree import FileInfo, list_files
-from hver.db.models import Repo, utcnow
-from hver.errors import BadRequest, Conflict, Forbidden, RepoNotFound
+from hver.db.models import Repo, RepoRedirect, utcnow
+from hver.errors import BadRequest, Conflict, Forbidden, RepoMoved, RepoNotFound
 from hver.names import RepoType, validate_namespace, validate_part
 from hver.storage.git import FILE_MODE, GitRepo
 
@@ -88,11 +88,40 @@ def find_repo(session: Session, repo_type: RepoType, namespace: str, name: str) 
 def get_repo(
     session: Session, actor: Actor | None, repo_type: RepoType, namespace: str, name: str
 ) -> Repo:
-    """The repo if it exists and the actor may read it; RepoNotFound otherwise."""
+    """The repo if it exists and the actor may read it; RepoNotFound otherwise.
+
+    An id a repo was moved from raises RepoMoved, naming the repo's id now, but only to
+    whoever may read that repo: to anyone else it is missing, like the repo itself.
+    """
     repo = find_repo(session, repo_type, namespace, name)
-    if repo is None or not access.can_read(actor, repo):
+    if repo is None:
+        moved = _redirect_target(session, repo_type, namespace, name)
+        if moved is not None and access.can_read(actor, moved):
+            raise RepoMoved(moved.namespace, moved.name)
+        raise RepoNotFound()
+    if not access.can_read(actor, repo):
         raise RepoNotFound()
     return repo
+
+
+def _redirect_where(repo_type: RepoType, namespace: str, name: str) -> list[ColumnElement[bool]]:
+    return [RepoRedirect.type == repo_type.value,
+            func.lower(RepoRedirect.namespace) == func.lower(namespace),
+            func.lower(RepoRedirect.name) == func.lower(name)]
+
+
+def _redirect_target(session: Session, repo_type: RepoType, namespace: str,
+                     name: str) -> Repo | None:
+    """The repo moved away from this id, if one was (in any case, as repo ids)."""
+    if not (namespace.isascii() and name.isascii()):
+        return None
+    return session.scalar(select(Repo).join(RepoRedirect, RepoRedirect.repo_id == Repo.id)
+                          .where(*_redirect_where(repo_type, namespace, name)))
+
+
+def _take_id(session: Session, repo_type: RepoType, namespace: str, name: str) -> None:
+    """A repo takes this id: a redirect from it, left by a move, goes."""
+    session.execute(delete(RepoRedirect).where(*_redirect_where(repo_type, namespace, name)))
 
 
 def create_repo(
@@ -110,14 +139,17 @@ def create_repo(
     validate_part(name)
     if repo_type is RepoType.space and space_sdk is not None and space_sdk not in SPACE_SDKS:
         raise BadRequest(f"Invalid Space SDK {space_sdk!r}: one of {', '.join(SPACE_SDKS)}.")
+    with hub.db.read() as session:
+        account = get_account(session, namespace)
+        # The namespace as its account spells it: `Alice/x` is created as `alice/x`.
+        namespace = account.name if account is not None else namespace
+        existing = find_repo(session, repo_type, namespace, name)
     access.require_namespace_write(actor, namespace)
     assert actor is not None
-    with hub.db.read() as session:
-        if get_account(session, namespace) is None:
-            raise Forbidden(f"You don't have the rights to create repos under {namespace!r}.")
-        existing = find_repo(session, repo_type, namespace, name)
-        if existing is not None:
-            raise Conflict("You already created this repo")
+    if account is None:
+        raise Forbidden(f"You don't have the rights to create repos under {namespace!r}.")
+    if existing is not None:
+        raise Conflict("You already created this repo")
     key = uuid.uuid4().hex
     git = hub.git.init(key)
     files = {".gitattributes": (FILE_MODE, git.add_blob(GITATTRIBUTES.encode()))}
@@ -138,6 +170,7 @@ def create_repo(
         with hub.db.write() as session:
             if find_repo(session, repo_type, namespace, name) is not None:
                 raise Conflict("You already created this repo")
+            _take_id(session, repo_type, namespace, name)
             session.add(repo)
     except (Conflict, IntegrityError):
         hub.git.delete(key)
@@ -151,6 +184,7 @@ def delete_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, namespace: s
         repo = get_repo(session, actor, repo_type, namespace, name)
         access.require_admin(actor, repo)
         key = repo.storage_key
+        session.execute(delete(RepoRedirect).where(RepoRedirect.repo_id == repo.id))
         session.delete(repo)
         audit.record(session, actor, "repo.delete", f"{repo.type}/{repo.repo_id}")
     # The index row is gone, so the repo is gone; the directory follows.
@@ -164,9 +198,11 @@ def move_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, src: tuple[str
     with hub.db.write() as session:
         repo = get_repo(session, actor, repo_type, *src)
         access.require_admin(actor, repo)
-        if dst[0] != src[0]:
+        account = get_account(session, dst[0])
+        dst = (account.name if account is not None else dst[0], dst[1])
+        if dst[0] != repo.namespace:
             access.require_namespace_write(actor, dst[0])
-            if get_account(session, dst[0]) is None:
+            if account is None:
                 raise Forbidden(f"You don't have the rights to create repos under {dst[0]!r}.")
         return _rename(session, actor, repo, dst, "repo.move")
 
@@ -181,20 +217,29 @@ def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str
         repo = find_repo(session, repo_type, *src)
         if repo is None:
             raise RepoNotFound(f"No {repo_type.value} repo {src[0]}/{src[1]}.")
-        if get_account(session, dst[0]) is None:
+        account = get_account(session, dst[0])
+        if account is None:
             raise BadRequest(f"No user or organization named {dst[0]!r}.")
-        return _rename(session, by, repo, dst, "repo.transfer")
+        return _rename(session, by, repo, (account.name, dst[1]), "repo.transfer")
 
 
 def _rename(session: Session, by: Actor | str | None, repo: Repo, dst: tuple[str, str],
             event: str) -> Repo:
     """Give the repo its new name (the git repository keeps its key) and record it. A name
-    taken by another repo in any case is refused; the repo's own name in another case is not."""
-    taken = find_repo(session, RepoType(repo.type), *dst)
+    taken by another repo in any case is refused; the repo's own name in another case is not.
+    The old id goes on naming the repo (a redirect) until another repo takes it."""
+    repo_type = RepoType(repo.type)
+    taken = find_repo(session, repo_type, *dst)
     if taken is not None and (taken.id != repo.id or (taken.namespace, taken.name) == dst):
-        raise Conflict(f"A repo named {dst[0]}/{dst[1]} already exists.")
+        raise Conflict(f"A {repo_type.value} repository called {dst[0]}/{dst[1]} "
+                       "already exists")
     source = repo.repo_id
+    old = (repo.namespace, repo.name)
+    _take_id(session, repo_type, *dst)
     repo.namespace, repo.name = dst
+    if (old[0].lower(), old[1].lower()) != (dst[0].lower(), dst[1].lower()):
+        session.add(RepoRedirect(type=repo.type, namespace=old[0], name=old[1],
+                                 repo_id=repo.id, created_at=utcnow()))
     audit.record(session, by, event, f"{repo.type}/{dst[0]}/{dst[1]}", source=source)
     return repo
 
@@ -290,8 +335,8 @@ def list_repos(
     limit: int = 100,
 ) -> list[Repo]:
     q = select(Repo).where(Repo.type == repo_type.value, *_visible_to(actor))
-    if author:
-        q = q.where(Repo.namespace == author)
+    if author:  # in any case, as namespaces are
+        q = q.where(func.lower(Repo.namespace) == author.lower())
     for term in search:
         like = f"%{term.lower()}%"
         q = q.where(func.lower(Repo.namespace + "/" + Repo.name).like(like))

@@ -13,6 +13,8 @@ from hver.storage.git import GitRepo, TreeEntry
 from hver.storage.lfs import Pointer, parse_pointer
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# An abbreviated commit id, as git and the Hub take one: 7 hex digits or more.
+_SHORT_SHA_RE = re.compile(r"^[0-9a-fA-F]{7,39}$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ _meta = _BlobMetaCache()
 
 
 def resolve_revision(git: GitRepo, revision: str) -> str:
-    """Branch, tag, full ref or commit sha -> commit sha."""
+    """Branch, tag, full ref, commit sha or a unique prefix of one -> commit sha.
+
+    Names come first, as in git: a branch or tag that looks like a commit prefix wins.
+    A prefix that matches no commit, or more than one, is RevisionNotFound.
+    """
     candidates: list[str]
     if revision.startswith("refs/"):
         candidates = [revision]
@@ -64,6 +70,13 @@ def resolve_revision(git: GitRepo, revision: str) -> str:
             return git.peel(sha)
     if _SHA_RE.match(revision) and git.has_commit(revision):
         return revision
+    if _SHORT_SHA_RE.match(revision):
+        found = git.commits_with_prefix(revision.lower(), limit=2)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise RevisionNotFound(f"Invalid rev id: {revision} is ambiguous: it begins more "
+                                   "than one commit id.")
     raise RevisionNotFound(f"Invalid rev id: {revision}")
 
 

@@ -315,6 +315,6 @@ def commit_upload(hub: Hub, actor: Actor | None, repo: Repo, revision: str, fold
                 register_object(hub, repo.id, f.oid, f.size)
                 ops.append(AddLfs(path, f.oid, f.size))
         return create_commit(hub, actor, repo, revision, ops,
-                             summary.strip() or default_summary(len(files)), description)
+                             summary.strip() or default_summary(len(files)), description).sha
     finally:
         discard(files)

@@ -20,6 +20,7 @@ chunks the asker may reference; the others are random.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -33,11 +34,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hver.community import pulls
 from hver.core.access import can_read, can_write
 from hver.core.accounts import Actor, actor_for_token_id
 from hver.core.gating import has_access
 from hver.core.hub import Hub
-from hver.core.objects import holds_xet_file
+from hver.core.objects import held_objects, holds_xet_file, record_contribution
 from hver.core.signing import Signer
 from hver.db.models import (
     LfsObject,
@@ -64,6 +66,8 @@ MAX_SHARD_SIZE = 64 * 1024 * 1024
 DEDUP_MAX_XORBS = 64  # xorbs described in one global-dedup answer
 DEDUP_ANSWER_TTL = 24 * 3600  # how long the client may keep using one
 READ_BATCH = 4 * 1024 * 1024  # stored bytes decoded at a time when serving a file
+MAX_CLAIM_REPEAT = 8  # a contributor's files: logical bytes per distinct chunk byte
+CLAIM_SLACK = 64 * 1024 * 1024
 MAX_SHARD_CHUNKS = 1 << 22  # chunks named by one shard's terms (256 GiB of 64 KiB chunks)
 MAX_RANGE_ROWS = 2000  # (file, repo) pairs read to learn which chunk ranges one may reference
 DEDUP_CANDIDATES = 64  # xorbs looked at for the one a dedup answer names
@@ -158,7 +162,7 @@ def authorize(session: Session, token: CasToken, write: bool = False) -> tuple[A
     if write:
         if not token.can_write:
             raise Forbidden("This CAS token may only read.")
-        if not can_write(actor, repo):
+        if not pulls.may_upload(session, actor, repo):
             raise Unauthorized("This CAS access token no longer grants write access.",
                                code="InvalidToken")
     elif not (can_read(actor, repo) and has_access(session, actor, repo)):
@@ -414,18 +418,6 @@ def get_file(hub: Hub, file_hash: str) -> XetFileInfo | None:
         return _info(row) if row is not None else None
 
 
-def hashes_for(hub: Hub, repo_id: int, oids: Iterable[str]) -> dict[str, str]:
-    """sha256 -> Xet file hash, for those of a repo's LFS objects stored as Xet files."""
-    wanted = set(oids)
-    if not wanted:
-        return {}
-    with hub.db.read() as session:
-        return {oid: fh for oid, fh in session.execute(
-            select(LfsObject.oid, LfsObject.xet_hash).where(
-                LfsObject.repo_id == repo_id, LfsObject.oid.in_(wanted))
-        ).tuples().all() if fh is not None}
-
-
 def readable_file(hub: Hub, token: CasToken, file_id: str) -> XetFileInfo:
     """The file `file_id`, once the token is shown to still grant reading its repo
     (`authorize`) and that repo to hold the file; else 404, as for a missing file."""
@@ -439,24 +431,60 @@ def readable_file(hub: Hub, token: CasToken, file_id: str) -> XetFileInfo:
         return _info(row)
 
 
+def file_chunks(hub: Hub, file: XetFileInfo) -> list[tuple[list[bytes], list[int]]]:
+    """Per term of the file, the hashes and sizes of its chunks."""
+    with hub.db.read() as session:
+        indexes = _indexes.get(session, {hex_hash(t.xorb) for t in file.terms})
+    out = []
+    for t in file.terms:
+        idx = indexes[hex_hash(t.xorb)]
+        out.append((idx.hashes[t.chunk_start:t.chunk_end], idx.sizes[t.chunk_start:t.chunk_end]))
+    return out
+
+
+def readable_xorb_size(hub: Hub, token: CasToken, xorb: str) -> int:
+    """The stored size of `xorb`, once the token is shown to still grant reading its repo
+    (`authorize`) and the xorb to be the account's own upload or part of a file the repo
+    holds; else 404, as for a missing xorb."""
+    check_hash(xorb)
+    with hub.db.read() as session:
+        authorize(session, token)
+        row = session.get(XetXorb, xorb)
+        own = token.account_id is not None and session.get(
+            XetXorbUpload, (xorb, token.account_id)) is not None
+        held = own or session.scalar(
+            select(XetFileXorb.file_hash)
+            .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
+            .where(XetFileXorb.xorb_hash == xorb, LfsObject.repo_id == token.repo_id)
+            .limit(1)) is not None
+        if row is None or not held:
+            raise NotFound(f"Xorb {xorb} not found.", code="EntryNotFound")
+        return row.size
+
+
 # -- shards -------------------------------------------------------------------------------------
 
 
-def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
+def register_shard(hub: Hub, token: CasToken, data: bytes,
+                   on_commit: Callable[[], None] | None = None) -> bool:
     """Validate an uploaded shard and record its files for the token's repo.
 
     Every xorb its CAS info describes must have been uploaded by the uploader; every file
     term must name chunks the uploader may reference (module docstring), fit its xorb,
     and the terms must hash to the file hash. The sha256 each file carries is the
-    uploader's word, as an LFS pointer in a commit is: it binds the file to that sha256
-    in the token's repo only, and never rebinds a sha256 the repo already holds to other
-    content unless that content is shown to hash to it (`_check_rebinds`).
-    Returns True when at least one file was new.
+    writer's word, as an LFS pointer in a commit is: it binds the file to that sha256 in
+    the token's repo only, and never rebinds a sha256 the repo already holds to other
+    content. A contributor's (who may open pull requests, not write) is checked against
+    the bytes (`_check_claims`), and held apart until a commit of theirs names it
+    (`core.objects.record_contribution`).
+    Returns True when at least one file was new. `on_commit` is called once the shard is
+    validated, before its files are recorded (`POST /v2/shards` reports it).
     """
     if len(data) > MAX_SHARD_SIZE:
         raise BadRequest("Shard is larger than 64 MiB.", status=413, code="PayloadTooLarge")
     with hub.db.read() as session:
-        actor, _ = authorize(session, token, write=True)
+        actor, repo = authorize(session, token, write=True)
+    contributor = actor.id if actor is not None and not can_write(actor, repo) else None
     try:
         shard = parse_shard(data)
     except ShardError as exc:
@@ -486,7 +514,48 @@ def register_shard(hub: Hub, token: CasToken, data: bytes) -> bool:
             raise BadRequest(f"File {fh} carries no sha256 in the shard.", code="InvalidShard")
         size = _check_recipe(fh, recipe.terms, recipe.verification, indexes, allowed)
         files[fh] = claimed[recipe.sha256.hex()] = XetFileInfo(fh, size, list(recipe.terms))
-    return _record_files(hub, token.repo_id, files, claimed)
+    if contributor is not None:
+        _check_claims(hub, token.repo_id, contributor, claimed)
+    if on_commit is not None:
+        on_commit()
+    return _record_files(hub, token.repo_id, files, claimed, contributor)
+
+
+def _check_claims(hub: Hub, repo_pk: int, contributor: int,
+                  claimed: dict[str, XetFileInfo]) -> None:
+    """A contributor's sha256 claims, checked against the bytes their terms decode to
+    (those the repo or the contributor already hold as that file excepted): a binding
+    they make never names other content, so it cannot poison the owner's later upload
+    of the true bytes, nor show a trusted sha256 over other bytes in a pull request.
+
+    Hashing costs what the files' logical size is, which repeated terms over a few
+    chunks could make huge: files over MAX_CLAIM_REPEAT times the distinct chunk bytes
+    they use (plus CLAIM_SLACK) are refused, so the work stays within a small multiple of
+    what was uploaded."""
+    known = held_objects(hub, repo_pk, claimed, contributor)
+    todo = {sha: info for sha, info in claimed.items()
+            if (held := known.get(sha)) is None or held.xet_hash != info.file_hash}
+    if not todo:
+        return
+    with hub.db.read() as session:
+        indexes = _indexes.get(session, {hex_hash(t.xorb) for f in todo.values()
+                                         for t in f.terms})
+    distinct: set[tuple[str, int]] = set()
+    for info in todo.values():
+        for t in info.terms:
+            distinct.update((hex_hash(t.xorb), c) for c in range(t.chunk_start, t.chunk_end))
+    unique = sum(indexes[x].sizes[c] for x, c in distinct)
+    if sum(f.size for f in todo.values()) > MAX_CLAIM_REPEAT * unique + CLAIM_SLACK:
+        raise BadRequest("The shard's files repeat their chunks too often for a "
+                         "contribution to be checked; a writer of the repo may upload them.",
+                         code="InvalidShard")
+    for sha, info in todo.items():
+        digest = hashlib.sha256()
+        for piece in iter_content(hub, info, 0, info.size):
+            digest.update(piece)
+        if digest.hexdigest() != sha:
+            raise BadRequest(f"File {info.file_hash} does not hash to the sha256 {sha} it "
+                             "claims.", code="HashMismatch")
 
 
 def _not_uploaded(xorb: str) -> BadRequest:
@@ -539,7 +608,7 @@ def _check_recipe(fh: str, terms: list[Term], verification: list[bytes] | None,
 
 
 def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
-                  claimed: dict[str, XetFileInfo]) -> bool:
+                  claimed: dict[str, XetFileInfo], contributor: int | None = None) -> bool:
     """Store new files and bind each sha256 the repo does not hold yet to its file; True if
     the repo holds a sha256 it did not before (whether the files were stored already, for
     another repo, is not the uploader's to learn).
@@ -547,6 +616,7 @@ def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
     A sha256 the repo holds keeps its content: the same file again changes nothing, an
     LFS blob (hashed when it was stored) stays, and another Xet file is refused with
     HashMismatch, in the same transaction, so no commit ever starts serving other bytes.
+    A contributor's (checked) claims are noted for them (`record_contribution`) instead.
     """
     for _ in range(3):
         try:
@@ -556,6 +626,8 @@ def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
                     LfsObject.repo_id == repo_id, LfsObject.oid.in_(claimed)))}
                 for sha, info in claimed.items():
                     row = held.get(sha)
+                    if contributor is not None:
+                        continue  # checked against the bytes; a held sha256 stays as it is
                     if row is not None and row.xet_hash not in (None, info.file_hash):
                         raise BadRequest(
                             f"This repo already holds sha256 {sha} as other content; "
@@ -581,7 +653,10 @@ def _record_files(hub: Hub, repo_id: int, files: dict[str, XetFileInfo],
                     _add_dedup_chunks(session, {hex_hash(idx.hashes[first.chunk_start])},
                                       hex_hash(first.xorb))
                 for sha, info in claimed.items():
-                    if sha not in held:
+                    if contributor is not None:
+                        bound |= record_contribution(session, repo_id, contributor, sha,
+                                                     info.size, info.file_hash)
+                    elif sha not in held:
                         bound = True
                         session.add(LfsObject(repo_id=repo_id, oid=sha, size=info.size,
                                               xet_hash=info.file_hash))

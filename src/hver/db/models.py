@@ -115,6 +115,27 @@ class Repo(Base):
 # `core.repos.find_repo` looks them up through this index.
 Index("uq_repos_type_lower_namespace_name", Repo.type, func.lower(Repo.namespace),
       func.lower(Repo.name), unique=True)
+# Account names are unique whatever their case too (`core.accounts._new_account` checks);
+# namespaces are looked up through this index, as repo ids are.
+Index("ix_accounts_lower_name", func.lower(Account.name))
+
+
+class RepoRedirect(Base):
+    """An id a repo was moved away from. Requests naming it are sent on to the repo (as
+    on the Hub) until a repo takes the id again; the repo's deletion removes it."""
+
+    __tablename__ = "repo_redirects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    namespace: Mapped[str] = mapped_column(String(96))
+    name: Mapped[str] = mapped_column(String(96))
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# One redirect per id, whatever its case, as repo ids.
+Index("uq_repo_redirects_type_lower_namespace_name", RepoRedirect.type,
+      func.lower(RepoRedirect.namespace), func.lower(RepoRedirect.name), unique=True)
 
 
 class LfsObject(Base):
@@ -244,3 +265,60 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Discussion(Base):
+    """A numbered thread of a repo: a discussion, or a pull request (`is_pr`), whose commits
+    live on the git ref `refs/pr/{num}`. Numbers are per repo and never reused."""
+
+    __tablename__ = "discussions"
+    __table_args__ = (
+        Index("uq_discussions_repo_num", "repo_id", "num", unique=True),
+        NEVER_REUSE_IDS,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"))
+    num: Mapped[int] = mapped_column(Integer)
+    is_pr: Mapped[bool] = mapped_column(Boolean, default=False)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(8))  # open | closed | merged | draft
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    target_branch: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    merge_commit: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DiscussionEvent(Base):
+    """One event of a thread: a comment, a status or title change, or a commit pushed to
+    a pull request. `data` holds what the type needs (comments keep every version)."""
+
+    __tablename__ = "discussion_events"
+    __table_args__ = NEVER_REUSE_IDS
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(24), unique=True)
+    discussion_id: Mapped[int] = mapped_column(
+        ForeignKey("discussions.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(16))  # comment|status-change|title-change|commit
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ContributedObject(Base):
+    """A large file a contributor (who may not write the repo) uploaded to it for a pull
+    request: proven theirs, but held by the repo (`LfsObject`) only once a commit of
+    theirs names it. Until then it is served to nobody, and no other account may name it."""
+
+    __tablename__ = "contributed_objects"
+    repo_id: Mapped[int] = mapped_column(
+        ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    oid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    xet_hash: Mapped[str | None] = mapped_column(
+        ForeignKey("xet_files.file_hash"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -4,6 +4,13 @@ The local directory is the embedded default. A store hands out staging files
 on the same filesystem, so an upload is written and hashed once, then moved
 into place with an atomic rename: a reader never sees a partial blob, and a
 crash leaves only a stray staging file, which the next start removes.
+
+Direct uploads: a client may send an upload's bytes itself, without credentials, to
+a target the store names (`upload_target`): a presigned URL of an object store, or,
+for the local directory, the hub's own signed URL, whose route hands the bytes to
+`put_upload`. They are staged under a name, never readable as a blob: whoever asked
+for the target takes them (`take_upload`), checks them and stores them with
+`put_staged`. Uploads never taken are removed (`clean_uploads`).
 """
 
 from __future__ import annotations
@@ -12,15 +19,31 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
                   errno.ENOSYS}
+
+
+_UPLOAD_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_UPLOAD_PREFIX = "direct-"
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where a client sends a direct upload: exactly this method, URL and headers."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class BlobStore(Protocol):
@@ -39,6 +62,24 @@ class BlobStore(Protocol):
         The staging file is gone afterwards either way."""
         ...
     def delete(self, key: str) -> None: ...
+    def upload_target(self, name: str, length: int, crc64nvme: int, expires: int,
+                      own_url: str) -> UploadTarget:
+        """Where a client sends the `length` bytes of the direct upload `name` itself, until
+        `expires` (unix seconds); `crc64nvme` is their CRC-64/NVME, which a store may make
+        the upload prove. A store clients do not reach returns `own_url`: the hub's own
+        signed URL, whose route passes the bytes to `put_upload`."""
+        ...
+    def put_upload(self, name: str, staged: Path) -> None:
+        """Make a finished staging file the direct upload `name`, replacing an earlier one."""
+        ...
+    def take_upload(self, name: str, max_age: float) -> Path | None:
+        """Move the direct upload `name` into a staging file of the caller's, out of reach
+        of later uploads to that name; None when there is none at most `max_age` seconds
+        old (an older one is removed)."""
+        ...
+    def clean_uploads(self, older_than: float) -> int:
+        """Remove direct uploads never taken, older than `older_than` seconds."""
+        ...
 
 
 class LocalBlobStore:
@@ -103,11 +144,41 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def clean_staging(self, older_than: float = 0.0) -> int:
-        """Remove staging files left by a crash. Returns how many were removed."""
+    def _upload_path(self, name: str) -> Path:
+        if not _UPLOAD_NAME.fullmatch(name):
+            raise ValueError(f"bad upload name {name!r}")
+        return self.staging / f"{_UPLOAD_PREFIX}{name}"
+
+    def upload_target(self, name: str, length: int, crc64nvme: int, expires: int,
+                      own_url: str) -> UploadTarget:
+        self._upload_path(name)
+        return UploadTarget("PUT", own_url)  # clients reach this store through the hub only
+
+    def put_upload(self, name: str, staged: Path) -> None:
+        os.replace(staged, self._upload_path(name))
+
+    def take_upload(self, name: str, max_age: float) -> Path | None:
+        taken = self.staging / f"upload-taken-{uuid.uuid4().hex}"
+        try:
+            os.rename(self._upload_path(name), taken)  # a later upload makes a new file
+        except FileNotFoundError:
+            return None
+        if taken.stat().st_mtime < time.time() - max_age:
+            taken.unlink(missing_ok=True)
+            return None
+        return taken
+
+    def clean_uploads(self, older_than: float) -> int:
+        return self.clean_staging(older_than, prefix=_UPLOAD_PREFIX)
+
+    def clean_staging(self, older_than: float = 0.0, prefix: str = "") -> int:
+        """Remove staging files (those whose name starts with `prefix`) left by a crash.
+        Returns how many were removed."""
         removed = 0
         cutoff = time.time() - older_than
         for entry in self.staging.iterdir():
+            if not entry.name.startswith(prefix):
+                continue
             with contextlib.suppress(FileNotFoundError):
                 if entry.stat().st_mtime <= cutoff:
                     if entry.is_dir():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.file import FileLocked
+from dulwich.graph import find_merge_base
 from dulwich.index import commit_tree
 from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.refs import Ref
@@ -88,6 +89,11 @@ class GitRepo:
             lambda: self.repo.refs.set_if_equals(_ref(name), _oid(old), _oid(new))
         )
 
+    def set_ref(self, name: str, new: str) -> None:
+        """Point `name` at `new` whatever it held: only for a ref nothing else may name yet
+        (a pull request's, created under the database's write lock)."""
+        self._locked(lambda: self.repo.refs.set_if_equals(_ref(name), None, _oid(new)))
+
     def delete_ref(self, name: str, old: str) -> bool:
         return self._locked(lambda: self.repo.refs.remove_if_equals(_ref(name), _oid(old)))
 
@@ -122,6 +128,21 @@ class GitRepo:
         except KeyError:
             return False
         return isinstance(obj, Commit)
+
+    def commits_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` commits whose id begins with the hex digits `prefix`."""
+        out: list[str] = []
+        for oid in self.repo.object_store.iter_prefix(prefix.encode()):
+            if self.has_commit(oid.decode()):
+                out.append(oid.decode())
+                if len(out) >= limit:
+                    break
+        return out
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of commits `a` and `b` (None: unrelated histories)."""
+        bases = find_merge_base(self.repo, [_oid(a), _oid(b)])
+        return bases[0].decode() if bases else None
 
     def peel(self, sha: str) -> str:
         """The commit a ref value points to, through annotated tags."""
@@ -239,6 +260,13 @@ class GitRepo:
         )
         for entry in walker:
             yield self.commit(entry.commit.id.decode())
+
+
+    def commits_between(self, base: str | None, head: str, limit: int) -> list[CommitInfo]:
+        """Commits reachable from `head` but not from `base`, newest first."""
+        walker = self.repo.get_walker(include=[_oid(head)],
+                                      exclude=[_oid(base)] if base else None, max_entries=limit)
+        return [self.commit(entry.commit.id.decode()) for entry in walker]
 
 
 class GitStore:

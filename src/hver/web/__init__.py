@@ -3,7 +3,7 @@ error pages."""
 
 from fastapi import FastAPI
 
-from hver.web import auth, pages, profiles, settings, write
+from hver.web import auth, community, pages, profiles, settings, write
 from hver.web.pages import router
 
 
@@ -12,6 +12,7 @@ def install(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(write.router)
     app.include_router(settings.router)
+    app.include_router(community.router)
     pages.install(app)
     app.include_router(profiles.router)  # last: `/{name}` must not shadow any other page
 

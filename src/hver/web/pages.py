@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 
 from hver.api.deps import base_url, get_actor, get_hub, load_repo, param
 from hver.api.gating import require_file_access
+from hver.api.request_id import REQUEST_ID_HEADER
 from hver.core import access, safetensors_meta
 from hver.core import diff as core_diff
 from hver.core import repos as core_repos
@@ -42,7 +43,7 @@ from hver.core.hub import Hub
 from hver.core.markdown import render_card
 from hver.core.refs import list_refs
 from hver.db.models import Repo
-from hver.errors import BadRequest, HverError, NotFound
+from hver.errors import BadRequest, HverError, NotFound, RepoMoved
 from hver.names import RESERVED_NAMESPACES, RepoType, validate_path
 from hver.web import preview as web_preview
 from hver.web.session import SignInRequired, csrf_for, login_url
@@ -291,8 +292,11 @@ def install(app: FastAPI) -> None:
 
         async def handler(request: Request, exc: Any) -> Any:
             response = await original(request, exc)
-            if wants_html(request):
-                return page(request, exc)
+            if wants_html(request) and not isinstance(exc, RepoMoved):  # a move redirects
+                html = page(request, exc)
+                if REQUEST_ID_HEADER in response.headers:  # set by the 500 handler
+                    html.headers[REQUEST_ID_HEADER] = response.headers[REQUEST_ID_HEADER]
+                return html
             return response
 
         handlers[key] = handler

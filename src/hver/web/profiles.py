@@ -1,5 +1,5 @@
-"""Profile pages of users and organizations (`/{name}`), and an organization's members
-page for its admins (`/organizations/{org}/settings/members`)."""
+"""Profile pages of users and organizations (`/{name}`), and an organization's settings
+page for its admins (`/organizations/{org}/settings/members`): its members and full name."""
 
 from __future__ import annotations
 
@@ -138,4 +138,24 @@ async def members_action(request: Request, org: str, action: str) -> Response:
                                    error=exc.message)
     if user == actor.name and not actor.is_admin and (action == "remove" or role != "admin"):
         return RedirectResponse(f"/{org_name}", status_code=303)  # no longer theirs to manage
+    return RedirectResponse(f"/organizations/{org_name}/settings/members", status_code=303)
+
+
+@router.post("/organizations/{org}/settings/profile")
+async def org_profile(request: Request, org: str) -> Response:
+    """An org admin sets the organization's full name (blank clears it)."""
+    actor, form = await form_user(request)
+    hub = get_hub(request)
+    org_name = (await run_in_threadpool(_admin_org, hub, actor, param(org))).name
+    fullname = field(form, "fullname")
+
+    def run() -> None:
+        with hub.db.write() as session:
+            core_orgs.set_fullname(session, actor, org_name, fullname)
+
+    try:
+        await run_in_threadpool(run)
+    except HverError as exc:  # a name too long
+        return await _members_page(request, actor, org_name, status=exc.status,
+                                   error=exc.message)
     return RedirectResponse(f"/organizations/{org_name}/settings/members", status_code=303)

@@ -15,13 +15,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from hver.api.deps import get_hub, param
+from hver.api.deps import base_url, get_hub, param
+from hver.api.gating import require_file_access
 from hver.core import access, web_upload
 from hver.core import refs as core_refs
 from hver.core import repos as core_repos
 from hver.core import tree as core_tree
 from hver.core.accounts import Actor
-from hver.core.commits import AddFile, create_commit
+from hver.core.commits import AddFile, Landed, create_commit
 from hver.core.hub import Hub
 from hver.db.models import Repo
 from hver.errors import (
@@ -66,6 +67,7 @@ _FORM_ERRORS = (BadRequest, Conflict, PayloadTooLarge, RevisionNotFound)
 
 
 env.globals["may_write"] = access.can_write  # to offer the upload and edit links, or not
+env.globals["may_contribute"] = access.can_contribute  # to offer a pull request
 
 
 async def _writable(request: Request, repo_type: RepoType, ns: str, name: str,
@@ -82,6 +84,26 @@ async def _writable(request: Request, repo_type: RepoType, ns: str, name: str,
 
     view, git = await run_in_threadpool(run)
     return hub, actor, view, git
+
+
+async def _editable(request: Request, repo_type: RepoType, ns: str, name: str,
+                    revision: str) -> tuple[Hub, Actor, _RepoView, Any, bool]:
+    """`_writable`, or for those who may only propose changes (`access.require_contribute`,
+    and read the repo's files) the same view and False: they commit to a pull request."""
+    actor = await require_user(request)
+    hub = get_hub(request)
+    site = base_url(request)
+
+    def run() -> tuple[_RepoView, Any, bool]:
+        view, git = _open(hub, actor, repo_type, ns, name, revision)
+        if access.can_write(actor, view.repo):
+            return view, git, True
+        access.require_contribute(actor, view.repo)
+        require_file_access(hub, actor, view.repo, site)
+        return view, git, False
+
+    view, git, writer = await run_in_threadpool(run)
+    return hub, actor, view, git, writer
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -259,10 +281,10 @@ def _card_label(repo_type: RepoType) -> str:
 
 def _edit_page(request: Request, view: _RepoView, path: str, content: str, parent: str,
                is_new: bool, error: str | None = None, status: int = 200, summary: str = "",
-               description: str = "") -> HTMLResponse:
+               description: str = "", writer: bool = True) -> HTMLResponse:
     return render("edit.html", status=status, tab="files", view=view, path=path,
                   crumbs=_crumbs(path), content=content, parent=parent, is_new=is_new,
-                  error=error, summary=summary, description=description,
+                  error=error, summary=summary, description=description, writer=writer,
                   card_label=_card_label(view.repo_type) if path == "README.md" else None,
                   action=f"{view.url}/edit/{rev_segment(view.revision)}/{path_segments(path)}",
                   **_common(request))
@@ -272,27 +294,30 @@ def _edit(repo_type: RepoType) -> tuple[Any, Any]:
     async def page(request: Request, ns: str, name: str, revision: str,
                    path: str) -> HTMLResponse:
         path = validate_path(param(path).strip("/"))
-        _, _, view, git = await _writable(request, repo_type, ns, name, param(revision))
+        _, _, view, git, writer = await _editable(request, repo_type, ns, name, param(revision))
 
         def run() -> str | None:
             core_tree.branch_ref(git, view.revision)  # only a branch can be committed to
             return _editable_text(git, view.commit, path)
 
         text = await run_in_threadpool(run)
-        return _edit_page(request, view, path, text or "", view.commit, text is None)
+        return _edit_page(request, view, path, text or "", view.commit, text is None,
+                          writer=writer)
 
     async def submit(request: Request, ns: str, name: str, revision: str,
                      path: str) -> Response:
         _, form = await form_user(request)
         path = validate_path(param(path).strip("/"))
-        hub, actor, view, git = await _writable(request, repo_type, ns, name, param(revision))
+        hub, actor, view, git, writer = await _editable(request, repo_type, ns, name,
+                                                        param(revision))
+        create_pr = not writer or field(form, "target") == "pr"
         raw = form.get("content", "")
         if not isinstance(raw, str):
             raise BadRequest("'content' must be a text field.")
         parent, summary, description = (field(form, k) for k in
                                         ("parent", "summary", "description"))
 
-        def run() -> str:
+        def run() -> Landed:
             old = _editable_text(git, view.commit, path)
             # Browsers send a textarea's lines ending in CRLF: keep the file's own endings.
             content = raw if old is not None and "\r\n" in old else raw.replace("\r\n", "\n")
@@ -302,19 +327,22 @@ def _edit(repo_type: RepoType) -> tuple[Any, Any]:
             verb = "Create" if old is None else "Update"
             return create_commit(hub, actor, view.repo, view.revision, [AddFile(path, data)],
                                  summary or f"{verb} {path}", description,
-                                 parent_commit=parent or view.commit)
+                                 parent_commit=parent or view.commit, create_pr=create_pr)
 
         try:
-            await run_in_threadpool(run)
+            landed = await run_in_threadpool(run)
         except PreconditionFailed:
             return _edit_page(
                 request, view, path, raw, view.commit, False, status=409,
                 error=f"{path} has changed since you opened it: someone else committed to "
                       f"{view.revision}. Your text is kept below; committing it now replaces "
-                      "their version.", summary=summary, description=description)
+                      "their version.", summary=summary, description=description,
+                writer=writer)
         except _FORM_ERRORS as exc:
             return _edit_page(request, view, path, raw, parent, False, exc.message,
-                              exc.status, summary, description)
+                              exc.status, summary, description, writer)
+        if landed.pr_num is not None:
+            return _see_other(f"{view.url}/discussions/{landed.pr_num}")
         if path == "README.md" and view.revision == core_repos.DEFAULT_BRANCH:
             return _see_other(view.url)
         return _see_other(f"{view.url}/blob/{rev_segment(view.revision)}/{path_segments(path)}")

@@ -50,12 +50,19 @@ def chunk_hash(data: bytes | memoryview) -> bytes:
     return blake3(data, key=DATA_KEY).digest()
 
 
-def _merge(nodes: Sequence[tuple[bytes, int]]) -> tuple[bytes, int]:
+def merge_nodes(nodes: Sequence[tuple[bytes, int]]) -> tuple[bytes, int]:
+    """The parent of a group of merkle nodes: its hash and the sum of their sizes."""
     text = "".join(f"{hex_hash(h)} : {size}\n" for h, size in nodes)
     return blake3(text.encode(), key=INTERNAL_NODE_KEY).digest(), sum(size for _, size in nodes)
 
 
-def _next_cut(nodes: Sequence[tuple[bytes, int]], start: int) -> int:
+def is_natural_cut(node_hash: bytes) -> bool:
+    """Whether a merkle group may close after this node: its hash, as four little-endian
+    u64s, has a last u64 divisible by 4."""
+    return node_hash[24] % 4 == 0
+
+
+def next_cut(nodes: Sequence[tuple[bytes, int]], start: int) -> int:
     """End (exclusive) of the group starting at `start` (xet-core ``next_merge_cut``): the group
     closes after node i >= 2 whose hash, as four little-endian u64s, has a last u64 divisible
     by 4, and holds at most 9 nodes; 2 or fewer remaining nodes form the last group."""
@@ -64,7 +71,7 @@ def _next_cut(nodes: Sequence[tuple[bytes, int]], start: int) -> int:
         return len(nodes)
     end = min(9, remaining)
     for i in range(2, end):
-        if nodes[start + i][0][24] % 4 == 0:
+        if is_natural_cut(nodes[start + i][0]):
             return start + i + 1
     return start + end
 
@@ -78,8 +85,8 @@ def xorb_hash(chunks: Sequence[tuple[bytes, int]]) -> bytes:
         merged = []
         start = 0
         while start < len(nodes):
-            end = _next_cut(nodes, start)
-            merged.append(_merge(nodes[start:end]))
+            end = next_cut(nodes, start)
+            merged.append(merge_nodes(nodes[start:end]))
             start = end
         nodes = merged
     return nodes[0][0]
