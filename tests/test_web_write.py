@@ -420,6 +420,36 @@ def test_edit_card_and_conflicts(server: Server, writer: Any, writer_api: HfApi,
         assert writer_api.get_discussion_details(model, num).is_pull_request
 
 
+def test_a_pr_author_edits_their_pull_request(server: Server, writer: Any, writer_api: HfApi,
+                                              reader: Any, web_user_factory: Any,
+                                              model: str) -> None:
+    """The edit form on `refs/pr/N` commits to the pull request, for its author; another
+    user's edit there is refused and moves nothing."""
+    writer_api.upload_file(path_or_fileobj=b"# Card\n", path_in_repo="README.md", repo_id=model)
+    with _signed_in(server, reader) as b:
+        csrf = _csrf(b.get("/").text)
+        r = b.post(f"/{model}/edit/main/README.md",
+                   data={"csrf": csrf, "parent": _head(writer_api, model),
+                         "content": "# Card v2\n"})
+        assert r.status_code == 303
+        num = int(r.headers["location"].rsplit("/", 1)[1])
+        page = b.get(f"/{model}/edit/refs%2Fpr%2F{num}/README.md")
+        assert page.status_code == 200 and f"Commit changes to refs/pr/{num}" in page.text
+        parent = writer_api.list_repo_commits(model, revision=f"refs/pr/{num}")[0].commit_id
+        r = b.post(f"/{model}/edit/refs%2Fpr%2F{num}/README.md",
+                   data={"csrf": csrf, "parent": parent, "content": "# Card v3\n"})
+        assert r.status_code == 303 and r.headers["location"] == f"/{model}/discussions/{num}"
+    commits = writer_api.list_repo_commits(model, revision=f"refs/pr/{num}")
+    assert len(commits) == 4 and len(writer_api.list_repo_commits(model)) == 2
+    with _signed_in(server, web_user_factory("stranger")) as b:
+        csrf = _csrf(b.get("/").text)
+        r = b.post(f"/{model}/edit/refs%2Fpr%2F{num}/README.md",
+                   data={"csrf": csrf, "parent": commits[0].commit_id, "content": "# Mine\n"})
+        assert r.status_code == 403
+    assert writer_api.list_repo_commits(model, revision=f"refs/pr/{num}")[0].commit_id == \
+        commits[0].commit_id
+
+
 # --- branches and tags -----------------------------------------------------------------
 
 

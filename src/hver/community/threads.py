@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hver.core import access
 from hver.core.accounts import Actor
 from hver.db.models import Account, Discussion, DiscussionEvent, Repo, utcnow
-from hver.errors import BadRequest, Forbidden, NotFound
+from hver.errors import BadRequest, Forbidden, HverError, NotFound
 
 MAX_TITLE = 200
 MAX_COMMENT = 65_536
@@ -247,10 +247,21 @@ def _find_comment(session: Session, repo: Repo, num: int, comment_id: str) -> Di
 
 
 def _require_author_or_writer(actor: Actor | None, repo: Repo, author_id: int | None) -> None:
+    """Renaming, closing and reopening a thread, hiding a comment: its author (who may
+    still contribute) or the repo's writers."""
     access.require_contribute(actor, repo)
     assert actor is not None
     if author_id != actor.id and not access.can_write(actor, repo):
         raise Forbidden(f"Only its author or a writer of {repo.repo_id} may do this.")
+
+
+def may_change(actor: Actor | None, repo: Repo, author_id: int | None) -> bool:
+    """`_require_author_or_writer` as a question (to offer the buttons, or not)."""
+    try:
+        _require_author_or_writer(actor, repo, author_id)
+    except HverError:
+        return False
+    return True
 
 
 def _now() -> str:

@@ -117,13 +117,11 @@ def _thread_context(hub: Hub, actor: Actor | None, view: _RepoView,
             item["comment"] = comment
             item["html"] = Markup(render_markdown(comment["raw"]))  # sanitized: the one safe HTML
         shown.append(item)
-    writer = access.can_write(actor, repo)
-    is_author = actor is not None and thread.author_id == actor.id
     context: dict[str, Any] = {
-        "thread": thread, "events": shown, "writer": writer,
+        "thread": thread, "events": shown, "writer": access.can_write(actor, repo),
         "author": accounts[thread.author_id].name if thread.author_id in accounts else "deleted",
         "may_contribute": access.can_contribute(actor, repo),
-        "may_change": writer or (is_author and access.can_contribute(actor, repo)),
+        "may_change": threads.may_change(actor, repo, thread.author_id),
         "files_visible": files_visible, "diff": None, "commits": [], "conflicts": [],
         "max_lines": core_diff.MAX_LINES, "max_files": core_diff.MAX_FILES,
         "max_blob": human_size(core_diff.MAX_BLOB_BYTES), "head": None,

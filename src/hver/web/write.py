@@ -310,7 +310,10 @@ def _edit(repo_type: RepoType) -> tuple[Any, Any]:
         path = validate_path(param(path).strip("/"))
         hub, actor, view, git, writer = await _editable(request, repo_type, ns, name,
                                                         param(revision))
-        create_pr = not writer or field(form, "target") == "pr"
+        # On a pull request's ref, the commit goes to it (for its author and the writers:
+        # `community.pulls.commit_target`); elsewhere a non-writer's opens a pull request.
+        on_pr = view.revision.startswith("refs/pr/")
+        create_pr = not on_pr and (not writer or field(form, "target") == "pr")
         raw = form.get("content", "")
         if not isinstance(raw, str):
             raise BadRequest("'content' must be a text field.")
