@@ -90,6 +90,23 @@ def test_rate_limit_per_token_and_anonymous(server_factory: Callable[..., Any]) 
     assert "Traceback" not in server_log(srv)
 
 
+def test_exempt_users_tokens_are_not_limited(server_factory: Callable[..., Any]) -> None:
+    """`rate_limit_exempt` (a benchmark's user): its accepted tokens have no limit; every
+    other token keeps its budget; a revoked one is refused as before."""
+    srv = server_factory(rate_limit="3", rate_limit_anonymous="3",
+                         rate_limit_exempt=" Bench , ci")
+    srv.hver("user", "create", "bench")
+    token = srv.hver("token", "create", "bench", "--name", "load")
+    _, limited, _ = srv.new_user_api("rl-limited")
+    for _ in range(20):
+        assert whoami(srv, auth(token)).status_code == 200
+    for _ in range(3):
+        assert whoami(srv, auth(limited)).status_code == 200
+    assert_rate_limited(whoami(srv, auth(limited)), "api", 3)
+    srv.hver("token", "revoke", "bench", "load")
+    assert whoami(srv, auth(token)).status_code == 401
+
+
 def test_cas_calls_count_against_the_account(server_factory: Callable[..., Any]) -> None:
     """A fresh CAS token buys no fresh budget: CAS calls count per account."""
     srv = server_factory(rate_limit="4")

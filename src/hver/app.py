@@ -90,6 +90,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
+    # Downloads first, where no later route could match them (`api.resolve.early_router`).
+    app.include_router(resolve.early_router)
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
     for router in (auth.router, likes.router, orgs.router, xet_grants.router, xet.router,
                    discussions.router,

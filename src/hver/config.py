@@ -52,6 +52,9 @@ class Settings:
     rate_limit_anonymous: int = _setting(
         600, "Requests a minute per client IP for requests without a token; 0: no limit."
     )
+    rate_limit_exempt: str = _setting(
+        "", "Users (comma-separated names) whose tokens have no rate limit: benchmarks, CI."
+    )
     lfs_multipart_threshold: int = _setting(
         4096 * MiB, "LFS objects at least this large are uploaded in parts."
     )
@@ -59,6 +62,14 @@ class Settings:
     signed_url_ttl: int = _setting(3600, "Lifetime of signed upload and download URLs, seconds.")
     xet_token_ttl: int = _setting(3600, "Lifetime of Xet CAS access tokens, seconds.")
     workers: int = _setting(1, "Server worker processes.")
+    cache_ttl: float = _setting(
+        5.0, "Seconds a server trusts what it cached of tokens, users, org roles and repo "
+        "settings when another machine may change them (on this machine: changes apply at "
+        "once); 0: no caching."
+    )
+    download_flush_interval: float = _setting(
+        1.0, "Seconds between writes of the download counts a server process gathers."
+    )
     log_level: str = _setting("info", "Log level of the server.")
 
     @property
@@ -97,6 +108,8 @@ def _convert(default: Any, raw: str) -> Any:
         return raw.lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     if isinstance(default, Path):
         return Path(raw)
     return raw

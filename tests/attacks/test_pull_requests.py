@@ -270,3 +270,13 @@ def test_contributed_bytes_are_served_only_once_a_commit_names_them(  # type: ig
     with open(api.hf_hub_download(owner_repo, "p.txt", revision=info.pr_revision), "rb") as fh:
         assert fh.read() == data
     assert _batch(server, owner_repo, None, "download", oid, len(data)).get("error") is None
+
+
+def test_fine_grained_scopes_ignore_case_as_repo_ids_do(server, api, user, owner_repo):  # type: ignore[no-untyped-def]
+    """A scope written `Alice/Repo` names the repo `alice/repo`, as every route does."""
+    shouted = owner_repo.upper()
+    token = server.hver("token", "create", user.name, "--fine-grained", "--repo",
+                        f"{shouted}:read,write")
+    scoped = HfApi(endpoint=server.endpoint, token=token)
+    scoped.upload_file(path_or_fileobj=b"x", path_in_repo="scoped.txt", repo_id=owner_repo)
+    assert "scoped.txt" in api.list_repo_files(owner_repo)

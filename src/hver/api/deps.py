@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from typing import Annotated
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
+from sqlalchemy import inspect as sa_inspect
 from starlette.concurrency import run_in_threadpool
 
+from hver.core import access, sessions
 from hver.core import repos as core_repos
-from hver.core import sessions
-from hver.core.accounts import Actor, authenticate_token
+from hver.core.accounts import Actor, authenticate_token, cached_actor
+from hver.core.caches import loose_ref, repo_key
 from hver.core.hub import Hub
+from hver.core.lru import Lru
+from hver.core.repos import DEFAULT_BRANCH
 from hver.core.signing import Signer
 from hver.db.models import Repo
-from hver.errors import InvalidName, NotFound, Unauthorized
+from hver.errors import InvalidName, NotFound, RepoNotFound, Unauthorized
 from hver.names import RepoType
 
 
@@ -73,11 +80,18 @@ async def get_actor(request: Request) -> Actor | None:
     actor = None
     hub = get_hub(request)
     if token is not None:
+        # A token seen lately costs no thread and no query (`hver.core.caches`).
+        actor = cached_actor(hub.caches.actors, token)
+        if actor is None:
 
-        def lookup() -> Actor:
-            return authenticate_token(hub.db, token)
+            def lookup() -> Actor:
+                return authenticate_token(hub.db, token, hub.caches.actors)
 
-        actor = await run_in_threadpool(lookup)
+            async with first_of_a_kind(("token", token)) as first:
+                if not first:  # another request just looked it up
+                    actor = cached_actor(hub.caches.actors, token)
+                if actor is None:
+                    actor = await run_in_threadpool(lookup)
     elif (secret := session_secret(request)) is not None:
 
         def lookup_session() -> Actor | None:
@@ -93,9 +107,42 @@ async def get_actor(request: Request) -> Actor | None:
     return actor
 
 
-HubDep = Annotated[Hub, Depends(get_hub)]
+_filling: dict[tuple[asyncio.AbstractEventLoop, Hashable], asyncio.Event] = {}
+
+
+@asynccontextmanager
+async def first_of_a_kind(key: Hashable) -> AsyncIterator[bool]:
+    """Whether this request is the first of those now in flight to fill the caches for
+    `key`: the others wait until it is done, then look in the caches again (and read for
+    themselves if they still miss; no answer is shared). After a quiet spell, a burst of
+    requests for one file or token costs one read, not one each."""
+    loop = asyncio.get_running_loop()
+    done = _filling.get((loop, key))
+    if done is not None:
+        await done.wait()
+        yield False
+        return
+    done = _filling[(loop, key)] = asyncio.Event()
+    try:
+        yield True
+    finally:
+        del _filling[(loop, key)]
+        done.set()
+
+
+# Coroutines: FastAPI runs a plain function dependency in a worker thread, a thread hop
+# per dependency per request for what is an attribute read.
+async def _hub_dep(request: Request) -> Hub:
+    return get_hub(request)
+
+
+async def _signer_dep(request: Request) -> Signer:
+    return get_signer(request)
+
+
+HubDep = Annotated[Hub, Depends(_hub_dep)]
 ActorDep = Annotated[Actor | None, Depends(get_actor)]
-SignerDep = Annotated[Signer, Depends(get_signer)]
+SignerDep = Annotated[Signer, Depends(_signer_dep)]
 
 
 def param(value: str) -> str:
@@ -111,10 +158,43 @@ def repo_type_from_plural(plural: str) -> RepoType:
 
 
 def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str) -> Repo:
-    """The repo, readable by `actor`, with its listing index caught up; else RepoNotFound."""
-    with hub.db.read() as session:
-        repo = core_repos.get_repo(session, actor, repo_type, param(ns), param(name))
-    return core_repos.refresh_index(hub, repo)
+    """The repo, readable by `actor`, with its listing index caught up and the downloads
+    this process counted and has not written yet; else RepoNotFound.
+
+    The row comes from the repo cache while nothing changed it (`hver.core.caches`);
+    the default branch's head is read from its ref file every time, and only when it is
+    not the row's `sha` (a crash between a commit and its index update) is the index
+    refreshed through git."""
+    ns, name = param(ns), param(name)
+    cache = hub.caches.repos
+    key = repo_key(repo_type.value, ns, name)
+    while True:
+        epoch = hub.downloads.settled_epoch()
+        stamp = cache.stamp()  # before the read, see hver.core.stamps
+        hit = cache.get(key, stamp, renew=True) if key is not None else None
+        if hit is not None and hit[1] == epoch:
+            repo = hit[0]
+            if not access.can_read(actor, repo):
+                raise RepoNotFound()
+        else:  # not cached, or read before this process last wrote download counts
+            with hub.db.read() as session:
+                repo = core_repos.get_repo(session, actor, repo_type, ns, name)
+            if key is not None:
+                cache.put(key, (repo, epoch), stamp)
+        head = loose_ref(hub.caches.repo_dir(hub.git, repo.storage_key),
+                         f"refs/heads/{DEFAULT_BRANCH}")
+        if head is None or head != repo.sha:
+            repo = core_repos.refresh_index(hub, repo)
+        pending = hub.downloads.pending_at(epoch, repo.id)
+        if pending is not None:  # else a flush of the counts overlapped: read again
+            return with_downloads(repo, repo.downloads + pending) if pending else repo
+
+
+def with_downloads(repo: Repo, downloads: int) -> Repo:
+    """A copy of a repo row (shared by requests: never changed) with another count."""
+    copy = Repo(**{a.key: getattr(repo, a.key) for a in sa_inspect(Repo).column_attrs})
+    copy.downloads = downloads
+    return copy
 
 
 def base_url(request: Request) -> str:
@@ -122,4 +202,14 @@ def base_url(request: Request) -> str:
     hub = get_hub(request)
     if hub.settings.public_url:
         return hub.settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    # What Starlette builds it from; remembered, as it is the same for most requests.
+    scope = request.scope
+    key = (scope.get("scheme"), scope.get("server"), scope.get("root_path", ""),
+           request.headers.get("host"))
+    url = _base_urls.get(key)
+    if url is None:
+        url = _base_urls.put(key, str(request.base_url).rstrip("/"))
+    return url
+
+
+_base_urls: Lru[tuple[Any, ...], str] = Lru(capacity=1024)

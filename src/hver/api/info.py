@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
@@ -14,7 +15,8 @@ from hver.core import access
 from hver.core import repos as core_repos
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
-from hver.core.tree import FileInfo, list_files, resolve_revision
+from hver.core.lru import Lru
+from hver.core.tree import FileInfo, Files, files_at, resolve_revision
 from hver.db.models import Repo
 from hver.errors import BadRequest
 from hver.names import RepoType
@@ -58,45 +60,69 @@ def sibling(f: FileInfo, blobs: bool) -> dict[str, Any]:
     return out
 
 
+# (commit, blobs) -> the encoded `siblings` list, up to 64 MB in all: encoding 100,000
+# files takes longer than the rest of the answer; a commit never changes.
+_siblings = Lru[tuple[str, bool], bytes](capacity=64 * 2**20, weight=len)
+
+
+def _encode(value: Any) -> bytes:
+    # As FastAPI's JSONResponse encodes.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode()
+
+
+def siblings_json(files: Files, commit: str, blobs: bool) -> bytes:
+    """The `siblings` of a commit, encoded once per commit."""
+    hit = _siblings.get((commit, blobs))
+    if hit is None:
+        hit = _siblings.put((commit, blobs), _encode([sibling(f, blobs) for f in files.files]))
+    return hit
+
+
 def repo_info(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
-              revision: str | None, blobs: bool) -> dict[str, Any]:
+              revision: str | None, blobs: bool) -> tuple[dict[str, Any], bytes]:
+    """The repo's info without its `siblings`, and those encoded, apart: a big repo's file
+    list is encoded once per commit, not on every call."""
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     sha = resolve_revision(git, revision or core_repos.DEFAULT_BRANCH)
-    files = list_files(git, sha)
+    files = files_at(git, sha)
     out = repo_summary(repo, full=True, card=True)
     out["sha"] = sha
     if sha != repo.sha:  # another revision: its own card, not the default branch's
-        idx = core_repos.card_index(git, sha, repo.type, files)
+        idx = core_repos.card_index(git, sha, repo.type)
         out["cardData"], out["tags"] = idx.card_data, idx.tags
         if repo_type is RepoType.model:
             out["pipeline_tag"], out["library_name"] = idx.pipeline_tag, idx.library_name
-    out["siblings"] = [sibling(f, blobs) for f in files]
-    out["usedStorage"] = sum(f.size for f in files)
+    out["usedStorage"] = files.total_size
     if out.get("cardData") is None:
         out["cardData"] = {}
     if repo_type is RepoType.model:
         out["spaces"] = []
-        if "config.json" in {f.path for f in files}:
+        if "config.json" in files.paths:
             out["config"] = {}
     if repo_type is RepoType.space:
         sdk = out["cardData"].get("sdk")
         out["sdk"] = sdk
         out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
-    return out
+    return out, siblings_json(files, sha, blobs)
 
 
 async def _info(request: Request, plural: str, ns: str, name: str, revision: str | None,
                 hub: Hub, actor: Actor | None) -> Any:
     repo_type = repo_type_from_plural(plural)
-    out = await run_in_threadpool(
+    out, siblings = await run_in_threadpool(
         repo_info, hub, actor, repo_type, ns, name, revision, query_bool(request, "blobs")
     )
     expand = request.query_params.getlist("expand")
     if expand:
         keep = {"_id", "id", *expand}
         out = {k: v for k, v in out.items() if k in keep}
-    return out
+    body = _encode(out)
+    if not expand or "siblings" in expand:
+        body = b"".join((body[:-1], b',"siblings":' if len(body) > 2 else b'"siblings":',
+                         siblings, b"}"))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/{plural}/{ns}/{name}")

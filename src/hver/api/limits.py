@@ -23,6 +23,8 @@ What is counted where:
   guessing passwords. Per account, `hver.core.login_throttle` slows guessing further.
 - Everything else counts against its `Authorization` token (Bearer, or a Basic
   password as git sends), else against the client IP.
+- The tokens of the users named in `rate_limit_exempt` (a benchmark's, a CI's) are not
+  limited once a route has accepted them; their first request counts as any new token's.
 
 A token gets a budget of its own only once the hub has accepted it: made up, a token
 would otherwise be a fresh budget per request. Until a request with it succeeds
@@ -170,6 +172,11 @@ class LimitsMiddleware:
         self.unverified = RateLimiter(settings.rate_limit_anonymous)
         self.logins = RateLimiter(min(LOGIN_PER_MINUTE, settings.rate_limit_anonymous))
         self.known = _KnownTokens()
+        # Users whose tokens are not limited (`rate_limit_exempt`), and the digests of
+        # their tokens the routes have accepted (until one is refused).
+        self.exempt_users = {n.strip().lower() for n in settings.rate_limit_exempt.split(",")
+                             if n.strip()}
+        self.exempt: set[bytes] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,7 +185,7 @@ class LimitsMiddleware:
         path: str = scope["path"]
         if not _UNLIMITED.match(path):
             limiter, key, resource, token = self._bucket(scope, path)
-            wait = limiter.take(key)
+            wait = 0.0 if token is not None and token in self.exempt else limiter.take(key)
             if wait > 0:
                 await self._too_many(scope, receive, send, limiter, resource, wait)
                 return
@@ -227,8 +234,11 @@ class LimitsMiddleware:
                     if first:  # it has spent from its address; count it against itself too
                         self.tokens.take(token)
                     self.known.add(token)
+                    if actor.name.lower() in self.exempt_users:
+                        self.exempt.add(token)
                 elif message["status"] == 401:
                     self.known.discard(token)  # revoked, expired, or never valid
+                    self.exempt.discard(token)
             await send(message)
 
         return learning

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qs
@@ -55,32 +58,68 @@ def expanded(git: GitRepo, commit: str, f: FileInfo, xet: dict[str, str]) -> dic
     return out
 
 
+def tree_cursor(commit: str, revision: str, path: str, recursive: bool, after: str) -> str:
+    """The cursor of a listing's next page: the commit the listing began at (every page
+    lists the same commit, whatever the branch does meanwhile), what was asked, and the
+    last entry given (`core_tree.entry_key`), from which the next page seeks."""
+    raw = json.dumps([1, commit, revision, path, recursive, after], ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def read_tree_cursor(raw: str, revision: str, path: str, recursive: bool) -> tuple[str, str]:
+    """(commit, last entry's key) of a cursor this listing gave; BadRequest for any other."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        version, commit, c_revision, c_path, c_recursive, after = data
+    except (ValueError, TypeError):
+        raise BadRequest("Invalid cursor.") from None
+    prefix = f"{path}/" if path else ""
+    if (version != 1 or not isinstance(commit, str) or not _SHA.fullmatch(commit)
+            or (c_revision, c_path, c_recursive) != (revision, path, recursive)
+            or not isinstance(after, str) or not after.startswith(prefix) or after == prefix):
+        raise BadRequest("Invalid cursor: not one this listing gave.")
+    return commit, after
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
 async def _tree(request: Request, plural: str, ns: str, name: str, revision: str,
                 path: str, hub: Any, actor: Any) -> Any:
     repo_type = repo_type_from_plural(plural)
     recursive = query_bool(request, "recursive")
     expand = query_bool(request, "expand")
     page = PAGE_EXPANDED if expand else PAGE
-    start = cursor(request)
     path = param(path).strip("/")
     if path:
         validate_path(path)
+    revision = param(revision)
+    raw_cursor = request.query_params.get("cursor")
+    resume = (read_tree_cursor(raw_cursor, revision, path, recursive)
+              if raw_cursor is not None else None)
 
-    def run() -> tuple[list[dict[str, Any]], bool]:
+    def run() -> tuple[list[dict[str, Any]], str | None]:
         repo = load_repo(hub, actor, repo_type, ns, name)
         git = hub.git.open(repo.storage_key)
-        commit = core_tree.resolve_revision(git, param(revision))
-        entries = core_tree.list_tree(git, commit, path, recursive)
-        chunk = list(islice(entries, start, start + page + 1))
+        if resume is None:
+            commit, after = core_tree.resolve_revision(git, revision), None
+        else:
+            commit, after = resume
+            if not git.has_commit(commit):
+                raise BadRequest("Invalid cursor: not one this listing gave.")
+        entries = core_tree.list_tree(git, commit, path, recursive, after)
+        chunk = list(islice(entries, page + 1))
         more = len(chunk) > page
         chunk = chunk[:page]
+        nxt = (tree_cursor(commit, revision, path, recursive, core_tree.entry_key(chunk[-1]))
+               if more else None)
         xet = xet_hashes(hub, repo.id, chunk)
         if expand:
-            return [expanded(git, commit, f, xet) for f in chunk], more
-        return [tree_entry(f, xet) for f in chunk], more
+            return [expanded(git, commit, f, xet) for f in chunk], nxt
+        return [tree_entry(f, xet) for f in chunk], nxt
 
-    items, more = await run_in_threadpool(run)
-    headers = {"Link": next_link(request, start + page)} if more else {}
+    items, nxt = await run_in_threadpool(run)
+    headers = {"Link": next_link(request, nxt)} if nxt is not None else {}
     return JSONResponse(items, headers=headers)
 
 

@@ -40,7 +40,7 @@ def cursor(request: Request) -> int:
     return value
 
 
-def next_link(request: Request, next_cursor: int) -> str:
+def next_link(request: Request, next_cursor: int | str) -> str:
     """`Link` header value for the next page: absolute, every original parameter kept."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     params.append(("cursor", str(next_cursor)))

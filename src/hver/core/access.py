@@ -38,7 +38,7 @@ def token_allows_namespace(actor: Actor, namespace: str, permission: str) -> boo
     """Whether the token grants `permission` on every repo of a namespace (creating some)."""
     if actor.scopes is None:
         return permission == READ_PERMISSION or actor.token_role == "write"
-    return any(s.type != "repo" and s.name == namespace and s.allows(permission)
+    return any(s.type != "repo" and s.name.lower() == namespace.lower() and s.allows(permission)
                for s in actor.scopes)
 
 

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from hver.db.engine import QUIET
 from hver.db.models import Account, Membership, Token, WebSession, utcnow
 from hver.errors import BadRequest, Conflict, NotFound, Unauthorized
 from hver.names import RepoType, split_repo_id, validate_namespace
 
 if TYPE_CHECKING:
+    from hver.core.caches import Stamped
     from hver.db.engine import Database
 
 TOKEN_PREFIX = "hf_"
@@ -58,9 +60,11 @@ class TokenScope:
     repo_type: str = "model"  # repos only
 
     def covers(self, repo_type: str, namespace: str, name: str) -> bool:
+        # Repo ids and account names are the same whatever their case (`core.repos.find_repo`).
         if self.type == "repo":
-            return self.repo_type == repo_type and self.name == f"{namespace}/{name}"
-        return self.name == namespace
+            return (self.repo_type == repo_type
+                    and self.name.lower() == f"{namespace}/{name}".lower())
+        return self.name.lower() == namespace.lower()
 
     def allows(self, permission: str) -> bool:
         if permission == READ_PERMISSION:
@@ -544,9 +548,21 @@ def _token_actor(session: Session, row: Token | None) -> Actor:
     return actor
 
 
-def authenticate_token(db: Database, token: str) -> Actor:
+def cached_actor(cache: Stamped[str, Actor], token: str) -> Actor | None:
+    """The actor of a token as `authenticate_token` last found it, while still valid."""
+    return cache.get(hash_token(token))
+
+
+def authenticate_token(db: Database, token: str,
+                       cache: Stamped[str, Actor] | None = None) -> Actor:
     """`authenticate` in its own read transaction, then note the token's use (at most once a
-    minute, so requests stay reads)."""
+    minute, so requests stay reads). With `cache`, the actor found is kept there, until a
+    change to accounts, memberships or tokens (`hver.core.caches`)."""
+    if cache is not None:
+        stamp = cache.stamp()  # before the read: a change committed after it drops the entry
+        actor = authenticate_token(db, token)
+        cache.put(hash_token(token), actor, stamp)
+        return actor
     with db.read() as session:
         actor = authenticate(session, token)
         row = session.get(Token, actor.token_id)
@@ -558,7 +574,7 @@ def authenticate_token(db: Database, token: str) -> Actor:
             session.execute(update(Token).where(
                 Token.id == actor.token_id,
                 (Token.last_used_at.is_(None)) | (Token.last_used_at < now - _TOUCH_EVERY),
-            ).values(last_used_at=now))
+            ).values(last_used_at=now), execution_options={QUIET: True})
     return actor
 
 

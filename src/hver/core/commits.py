@@ -142,11 +142,8 @@ def create_commit(
                 "The branch was updated since you opened this page. Please refresh and try "
                 "again."
             )
-        files = git.flatten(git.commit(head).tree)
-        for i, op in enumerate(ops):
-            _apply(files, op, blob_ids.get(i))
-        _check_no_file_folder_clash(files)
-        return git.write_commit(git.write_tree(files), [head], message, author)
+        tree = build_tree(git, git.commit(head).tree, ops, blob_ids)
+        return git.write_commit(tree, [head], message, author)
 
     if target.ref is None:
         assert target.base is not None
@@ -212,6 +209,37 @@ def _check_lfs_objects(hub: Hub, repo: Repo, ops: list[AddLfs],
                 f"LFS object {op.oid} for {op.path} is {obj.size} bytes, not {op.size}."
             )
     return {oid: obj.size for oid, obj in held.items()}
+
+
+def build_tree(git: GitRepo, parent_tree: str, ops: Sequence[Operation],
+               blob_ids: dict[int, str]) -> str:
+    """The tree of `parent_tree` with `ops` applied in order (`blob_ids`: the blob of each
+    add, by index), rewriting only the folders along the changed paths.
+
+    The operations act on the flat map of file paths (`_apply`), which may hold a file and
+    a folder of the same name for a while, as long as no clash is left at the end. The
+    first edit that would make one here sends the whole commit to the flat build
+    (`build_tree_flat`), which gives the same tree, or the same error, as ever."""
+    editor = git.edit_tree(parent_tree)
+    for i, op in enumerate(ops):
+        if isinstance(op, (AddFile, AddLfs)):
+            if not editor.put(op.path, FILE_MODE, blob_ids[i]):
+                return build_tree_flat(git, parent_tree, ops, blob_ids)
+        elif not ((isinstance(op, DeleteFile) and editor.remove_file(op.path))
+                  or editor.remove_folder(op.path)):
+            what = "file" if isinstance(op, DeleteFile) else "folder"
+            raise EntryNotFound(f"Cannot delete {what} {op.path}: no such {what}.")
+    return editor.write()
+
+
+def build_tree_flat(git: GitRepo, parent_tree: str, ops: Sequence[Operation],
+                    blob_ids: dict[int, str]) -> str:
+    """`build_tree` through the flat map of every file: reads and writes the whole tree."""
+    files = git.flatten(parent_tree)
+    for i, op in enumerate(ops):
+        _apply(files, op, blob_ids.get(i))
+    _check_no_file_folder_clash(files)
+    return git.write_tree(files)
 
 
 def _apply(files: dict[str, tuple[int, str]], op: Operation, blob: str | None) -> None:

@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from hver.config import Settings
+from hver.core.caches import WATCHED, Caches
+from hver.core.downloads import DownloadCounter
+from hver.core.stamps import Stamps
 from hver.db.engine import Database
 from hver.storage.blobs import BlobStore, open_blob_store
 from hver.storage.git import GitStore
@@ -20,6 +23,9 @@ class Hub:
     db: Database
     git: GitStore
     blobs: BlobStore
+    stamps: Stamps
+    caches: Caches
+    downloads: DownloadCounter
     opened_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -27,14 +33,21 @@ class Hub:
         opened_at = time.time()
         settings.data.mkdir(parents=True, exist_ok=True)
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_database_url)
+        # Every process on this data directory (workers, the command line) bumps these
+        # when it commits a change to what the caches hold; see hver.core.stamps.
+        stamps = Stamps(settings.data / "stamps")
+        db = Database(settings.resolved_database_url, WATCHED, stamps.bump)
         if migrate:
             db.migrate()
+        downloads = DownloadCounter(db, settings.download_flush_interval)
         return cls(
             settings=settings,
             db=db,
             git=GitStore(settings.repos_dir),
             blobs=open_blob_store(settings.resolved_blob_url, settings.tmp_dir),
+            stamps=stamps,
+            caches=Caches(stamps, settings.cache_ttl),
+            downloads=downloads,
             opened_at=opened_at,
         )
 
@@ -49,4 +62,6 @@ class Hub:
         return removed
 
     def close(self) -> None:
+        self.downloads.close()  # the counts gathered in memory, written before the end
         self.db.dispose()
+        self.stamps.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,11 +16,13 @@ from hver.core import access, audit
 from hver.core.accounts import READ_PERMISSION, Actor, get_account
 from hver.core.cards import CardError, CardIndex, index_card, parse_front_matter, tag_matches
 from hver.core.hub import Hub
-from hver.core.tree import FileInfo, list_files
+from hver.core.lru import Lru
+from hver.core.tree import suffixes_below
 from hver.db.models import Repo, RepoRedirect, utcnow
 from hver.errors import BadRequest, Conflict, Forbidden, RepoMoved, RepoNotFound
 from hver.names import RepoType, validate_namespace, validate_part
 from hver.storage.git import FILE_MODE, GitRepo
+from hver.storage.lfs import parse_pointer
 
 DEFAULT_BRANCH = "main"
 SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
@@ -158,7 +161,7 @@ def create_repo(
         files["README.md"] = (FILE_MODE, git.add_blob(card.encode()))
     sha = git.write_commit(git.write_tree(files), [], "initial commit", author_line(actor))
     git.cas_ref(f"refs/heads/{DEFAULT_BRANCH}", None, sha)
-    idx = card_index(git, sha, repo_type.value, list_files(git, sha))
+    idx = card_index(git, sha, repo_type.value)
     now = utcnow()
     repo = Repo(
         type=repo_type.value, namespace=namespace, name=name, storage_key=key,
@@ -268,16 +271,45 @@ def update_settings(hub: Hub, actor: Actor | None, repo_type: RepoType, namespac
         return repo
 
 
-def card_index(git: GitRepo, commit: str, repo_type: str, files: list[FileInfo]) -> CardIndex:
-    """Card data and tags of the repo as of `commit` (whose files are `files`)."""
+def card_index(git: GitRepo, commit: str, repo_type: str) -> CardIndex:
+    """Card data and tags of the repo as of `commit`.
+
+    Reads what the index needs and no more: README.md (parsed once per blob id), the names
+    at the root, and the extensions of the files below (cached per tree id, so a commit
+    reads again only the folders it changed)."""
+    root = git.commit(commit).tree
     card: dict[str, object] | None = None
-    readme = next((f for f in files if f.path == "README.md"), None)
-    if readme is not None and readme.lfs is None:
-        try:
-            card = parse_front_matter(git.blob(readme.oid).decode("utf-8", "replace"))
-        except CardError:
-            card = None
-    return index_card(card, repo_type, {f.path for f in files})
+    readme = git.lookup(root, "README.md")
+    if readme is not None and not readme.is_dir:
+        card = _card(git, readme.sha)
+    return index_card(card, repo_type, index_paths(git, root))
+
+
+def index_paths(git: GitRepo, root: str) -> set[str]:
+    """What `index_card` looks at in a repo's file list, without the whole list: the files
+    at the root (`config.json`), and one stand-in name (`*.gguf`) for each extension any
+    file below has."""
+    names = {e.path for e in git.tree(root) if not e.is_dir}
+    return names | {f"*{suffix}" for suffix in suffixes_below(git, root)}
+
+
+_cards = Lru[str, tuple[dict[str, object] | None]](capacity=1024)
+
+
+def _card(git: GitRepo, blob: str) -> dict[str, object] | None:
+    """The front matter of a README blob (None: an LFS file, or invalid), parsed once."""
+    hit = _cards.get(blob)
+    if hit is None:
+        data = git.blob(blob)
+        card: dict[str, object] | None = None
+        if parse_pointer(data) is None:
+            try:
+                card = parse_front_matter(data.decode("utf-8", "replace"))
+            except CardError:
+                card = None
+        hit = _cards.put(blob, (card,))
+    # The index keeps the dict (stored in the row): each caller gets its own copy.
+    return copy.deepcopy(hit[0])
 
 
 def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
@@ -291,7 +323,7 @@ def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
     if head is None or head == repo.sha:
         return repo
     info = git.commit(head)
-    idx = card_index(git, head, repo.type, list_files(git, head))
+    idx = card_index(git, head, repo.type)
     with hub.db.write() as session:
         row = session.get(Repo, repo.id)
         if row is None:
@@ -423,10 +455,9 @@ def _scoped_private(actor: Actor) -> list[ColumnElement[bool]]:
 
 
 def count_download(hub: Hub, repo_id: int) -> None:
-    with hub.db.write() as session:
-        session.execute(
-            update(Repo).where(Repo.id == repo_id).values(downloads=Repo.downloads + 1)
-        )
+    """One download of the repo with primary key `repo_id`: counted in memory, written
+    with the others every few seconds (`hver.core.downloads`), never on the read path."""
+    hub.downloads.add(repo_id)
 
 
 def _visible_to(actor: Actor | None) -> list[ColumnElement[bool]]:

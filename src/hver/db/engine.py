@@ -14,24 +14,35 @@ migrate it once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock every write transaction holds ("hver").
 WRITE_LOCK = 0x68766572
+# Threads that may hold a connection at once: the server runs blocking work on anyio's
+# default thread pool (40), and the event loop's thread and the download flusher read
+# and write too. A pool this big never closes a connection for being one too many, so
+# connections (and their PRAGMAs) are made once, not per busy moment.
+POOL_SIZE = 48
+# An execution option for a write that changes nothing any cache holds (a token's
+# last-use time): `Database(on_change=...)` is not told of it.
+QUIET = "hver_quiet"
+_CHANGED = "hver_changed"
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+                               pool_size=POOL_SIZE, max_overflow=16)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +62,7 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN")
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=POOL_SIZE - 10)
     if engine.dialect.name == "postgresql":
 
         @event.listens_for(engine, "begin")
@@ -78,12 +89,18 @@ def migrate(engine: Engine) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, watched: dict[str, str] | None = None,
+                 on_change: Callable[[set[str]], None] | None = None) -> None:
+        """`on_change`, when given, is called after every committed transaction that wrote
+        rows of a table named in `watched` (table name -> kind), with those kinds."""
         self.engine = make_engine(url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(hver_write=True), expire_on_commit=False
         )
+        if watched and on_change is not None:
+            for maker in (self._read, self._write):
+                _track_changes(maker, watched, on_change)
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -101,3 +118,56 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Changes a token's last use makes, which no cache holds: not reported.
+_QUIET_COLUMNS = {"tokens": {"last_used_at"}}
+
+
+def _track_changes(maker: sessionmaker[Session], watched: dict[str, str],
+                   on_change: Callable[[set[str]], None]) -> None:
+    """Report the watched tables a session's transaction wrote, once it has committed:
+    objects flushed (added, changed, deleted) and bulk UPDATE/DELETE/INSERT statements."""
+
+    @event.listens_for(maker, "after_transaction_create")
+    def _begin(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            session.info.pop(_CHANGED, None)
+
+    @event.listens_for(maker, "after_flush")
+    def _flushed(session: Session, _context: Any) -> None:
+        changed: set[str] = session.info.setdefault(_CHANGED, set())
+        for obj in chain(session.new, session.deleted):
+            kind = watched.get(getattr(obj, "__tablename__", ""))
+            if kind is not None:
+                changed.add(kind)
+        for obj in session.dirty:
+            table = getattr(obj, "__tablename__", "")
+            kind = watched.get(table)
+            if kind is not None and kind not in changed \
+                    and _really_changed(obj, _QUIET_COLUMNS.get(table)):
+                changed.add(kind)
+
+    @event.listens_for(maker, "do_orm_execute")
+    def _executed(state: ORMExecuteState) -> None:
+        if not (state.is_update or state.is_delete or state.is_insert):
+            return
+        if state.execution_options.get(QUIET):
+            return
+        table = getattr(getattr(state.statement, "table", None), "name", None)
+        kind = watched.get(table or "")
+        if kind is not None:
+            state.session.info.setdefault(_CHANGED, set()).add(kind)
+
+    @event.listens_for(maker, "after_commit")
+    def _committed(session: Session) -> None:
+        changed = session.info.pop(_CHANGED, None)
+        if changed:
+            on_change(changed)
+
+
+def _really_changed(obj: object, quiet: set[str] | None) -> bool:
+    """Whether a dirty object has a changed column other than the `quiet` ones."""
+    state = inspect(obj)
+    return any(attr.history.has_changes() for attr in state.attrs
+               if not quiet or attr.key not in quiet)

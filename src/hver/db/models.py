@@ -82,11 +82,16 @@ class Repo(Base):
 
     __tablename__ = "repos"
     __table_args__ = (
-        # One per listing sort: the rows of a type in the sort's order.
-        Index("ix_repos_type_last_modified", "type", "last_modified"),
-        Index("ix_repos_type_created_at", "type", "created_at"),
-        Index("ix_repos_type_downloads", "type", "downloads"),
-        Index("ix_repos_type_likes", "type", "likes"),
+        # One per listing sort: the rows of a type in the sort's order, ties by id (as
+        # `core.repos.list_repos` orders them), so a page reads only its rows. Descending
+        # listings read them backwards; ascending ones tie by id descending, which the
+        # `_asc` indexes hold where ties are many (most repos have no downloads or likes).
+        Index("ix_repos_type_id", "type", "id"),
+        Index("ix_repos_type_name", "type", "name", "id"),
+        Index("ix_repos_type_last_modified", "type", "last_modified", "id"),
+        Index("ix_repos_type_created_at", "type", "created_at", "id"),
+        Index("ix_repos_type_downloads", "type", "downloads", "id"),
+        Index("ix_repos_type_likes", "type", "likes", "id"),
         NEVER_REUSE_IDS,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -115,6 +120,13 @@ class Repo(Base):
 # `core.repos.find_repo` looks them up through this index.
 Index("uq_repos_type_lower_namespace_name", Repo.type, func.lower(Repo.namespace),
       func.lower(Repo.name), unique=True)
+Index("ix_repos_type_asc_downloads", Repo.type, Repo.downloads, Repo.id.desc())
+Index("ix_repos_type_asc_likes", Repo.type, Repo.likes, Repo.id.desc())
+# An author's listing (`author=`, any case) in each sort's order; by name, the author's
+# rows are few enough to sort.
+for _sort in ("id", "last_modified", "created_at", "downloads", "likes"):
+    Index(f"ix_repos_type_author_{_sort}", Repo.type, func.lower(Repo.namespace),
+          getattr(Repo, _sort), *([] if _sort == "id" else [Repo.id]))
 # Account names are unique whatever their case too (`core.accounts._new_account` checks);
 # namespaces are looked up through this index, as repo ids are.
 Index("ix_accounts_lower_name", func.lower(Account.name))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.diff_tree import tree_changes
 from dulwich.file import FileLocked
 from dulwich.graph import find_merge_base
 from dulwich.index import commit_tree
@@ -171,6 +172,13 @@ class GitRepo:
         assert isinstance(obj, Blob)
         return obj.as_raw_string()
 
+    def blob_data(self, sha: str) -> bytes:
+        """`blob`, read without building and re-hashing an object (for sizes, in bulk)."""
+        type_num, data = self.repo.object_store.get_raw(_oid(sha))
+        if type_num != Blob.type_num:
+            raise KeyError(sha)
+        return data
+
     def tree(self, sha: str) -> list[TreeEntry]:
         t = self.repo.object_store[_oid(sha)]
         assert isinstance(t, Tree)
@@ -204,6 +212,20 @@ class GitRepo:
             yield TreeEntry(full, e.mode, e.sha)
             if recursive and e.is_dir:
                 yield from self.walk(e.sha, f"{full}/", True)
+
+    def changed_paths(self, old_tree: str,
+                      new_tree: str) -> Iterator[tuple[str | None, TreeEntry | None]]:
+        """(old path, new entry) of each file added, deleted or changed between two trees
+        (None on the side it is missing from); identical folders are never opened."""
+        for change in tree_changes(self.repo.object_store, _oid(old_tree), _oid(new_tree)):
+            old, new = change.old, change.new
+            yield (_name(old.path) if old is not None else None,
+                   TreeEntry(_name(new.path), new.mode, new.sha.decode())
+                   if new is not None else None)
+
+    def edit_tree(self, tree_sha: str | None) -> TreeEditor:
+        """Changes to a tree that read and rewrite only the folders along their paths."""
+        return TreeEditor(self, tree_sha)
 
     def flatten(self, tree_sha: str) -> dict[str, tuple[int, str]]:
         """path -> (mode, blob sha) for every file in the tree."""
@@ -267,6 +289,132 @@ class GitRepo:
         walker = self.repo.get_walker(include=[_oid(head)],
                                       exclude=[_oid(base)] if base else None, max_entries=limit)
         return [self.commit(entry.commit.id.decode()) for entry in walker]
+
+
+def _name(raw: bytes | None) -> str:
+    assert raw is not None
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class _Folder:
+    """A folder being edited: its entries, the subfolders opened so far among them."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[bytes, tuple[int, ObjectID] | _Folder]) -> None:
+        self.entries = entries
+
+
+class TreeEditor:
+    """Edits to a tree as to a flat map of file paths (what `flatten` and `write_tree`
+    give), done on the tree objects themselves: only the folders along an edited path are
+    read, and only those rewritten, so an edit costs the depth of its path. The result is
+    the tree `write_tree` would write for the same files (a folder left empty vanishes).
+
+    Edits that would put a file where a folder is, or a folder where a file is, are not
+    made: `put` answers False, and the caller decides (the flat map can hold both for a
+    while; a tree cannot)."""
+
+    def __init__(self, git: GitRepo, tree_sha: str | None) -> None:
+        self.git = git
+        self.root = self._open(tree_sha) if tree_sha is not None else _Folder({})
+
+    def _open(self, sha: str) -> _Folder:
+        t = self.git.repo.object_store[_oid(sha)]
+        assert isinstance(t, Tree)
+        return _Folder({n: (m, s) for n, m, s in t.iteritems()})
+
+    def _child(self, folder: _Folder, name: bytes) -> _Folder | None:
+        """The subfolder `name` opened for editing; None if it is missing or a file."""
+        entry = folder.entries.get(name)
+        if isinstance(entry, _Folder):
+            return entry
+        if entry is None or not stat.S_ISDIR(entry[0]):
+            return None
+        opened = self._open(entry[1].decode())
+        folder.entries[name] = opened
+        return opened
+
+    def _path(self, path: str) -> tuple[list[_Folder], bytes] | None:
+        """The folders from the root down to `path`'s parent, and its last name."""
+        parts = path.encode().split(b"/")
+        chain = [self.root]
+        for part in parts[:-1]:
+            child = self._child(chain[-1], part)
+            if child is None:
+                return None
+            chain.append(child)
+        return chain, parts[-1]
+
+    def put(self, path: str, mode: int, sha: str) -> bool:
+        """Set the file at `path`, making its folders; False (nothing changed) where a
+        file stands on its folders' way or a folder at `path` itself."""
+        parts = path.encode().split(b"/")
+        folder = self.root
+        for part in parts[:-1]:
+            entry = folder.entries.get(part)
+            if entry is None:
+                made = _Folder({})
+                folder.entries[part] = made
+                folder = made
+                continue
+            child = self._child(folder, part)
+            if child is None:
+                return False  # a file where a folder must go
+            folder = child
+        entry = folder.entries.get(parts[-1])
+        if isinstance(entry, _Folder) or (entry is not None and stat.S_ISDIR(entry[0])):
+            return False  # a folder where the file must go
+        folder.entries[parts[-1]] = (mode, _oid(sha))
+        return True
+
+    def remove_file(self, path: str) -> bool:
+        """Remove the file at `path`; False if there is none."""
+        found = self._path(path)
+        if found is None:
+            return False
+        chain, name = found
+        entry = chain[-1].entries.get(name)
+        if entry is None or isinstance(entry, _Folder) or stat.S_ISDIR(entry[0]):
+            return False
+        del chain[-1].entries[name]
+        self._prune(chain, path)
+        return True
+
+    def remove_folder(self, path: str) -> bool:
+        """Remove the folder at `path` and all below it; False if there is none."""
+        found = self._path(path)
+        if found is None:
+            return False
+        chain, name = found
+        entry = chain[-1].entries.get(name)
+        if entry is None or not (isinstance(entry, _Folder) or stat.S_ISDIR(entry[0])):
+            return False
+        del chain[-1].entries[name]
+        self._prune(chain, path)
+        return True
+
+    def _prune(self, chain: list[_Folder], path: str) -> None:
+        """Drop the folders an edit left empty: a folder exists while a file is in it."""
+        names = path.encode().split(b"/")[:-1]
+        for depth in range(len(chain) - 1, 0, -1):
+            if chain[depth].entries:
+                return
+            del chain[depth - 1].entries[names[depth - 1]]
+
+    def write(self) -> str:
+        """Write the edited folders (the others are kept as they are); the root's id."""
+        return self._write(self.root).decode()
+
+    def _write(self, folder: _Folder) -> ObjectID:
+        tree = Tree()
+        for name, entry in folder.entries.items():
+            if isinstance(entry, _Folder):
+                tree.add(name, DIR_MODE, self._write(entry))
+            else:
+                tree.add(name, entry[0], entry[1])
+        self.git.repo.object_store.add_object(tree)
+        return tree.id
 
 
 class GitStore:
