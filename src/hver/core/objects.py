@@ -19,9 +19,9 @@ write the repo proved possession of the bytes in it:
 An LFS pointer in a commit is only a name. Commits may name only objects their repo
 holds (`core.commits`), and every read checks the row again, here: resolve, the LFS
 batch and download routes, web pages, the dataset viewer and safetensors headers
-(through `core.content`), and Xet reconstructions (`holds_xet_file`). A pointer whose
-object the repo does not hold is served as nothing (404), whatever other repo holds
-those bytes.
+(through `core.content`), Xet reconstructions (`holds_xet_file`) and xorb HEADs
+(`holds_xorb`). A pointer whose object the repo does not hold is served as nothing
+(404), whatever other repo holds those bytes.
 
 A row, once written, never changes what it names except to correct a Xet claim
 proven false (`core.xet`), so a commit keeps serving the bytes it was made with. It
@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from hver.core import access, gating
 from hver.core.accounts import Actor
 from hver.core.hub import Hub
-from hver.db.models import ContributedObject, LfsObject, Repo, XetFile
+from hver.db.models import ContributedObject, LfsObject, Repo, XetFile, XetFileXorb
 from hver.errors import EntryNotFound, GatedRepo, RepoNotFound
 from hver.storage.lfs import blob_key
 
@@ -149,6 +149,15 @@ def holds_xet_file(session: Session, repo_pk: int, file_hash: str) -> bool:
     """Whether the repo holds a large file stored as the Xet file `file_hash`."""
     return session.scalar(select(LfsObject.oid).where(
         LfsObject.repo_id == repo_pk, LfsObject.xet_hash == file_hash).limit(1)) is not None
+
+
+def holds_xorb(session: Session, repo_pk: int, xorb: str) -> bool:
+    """Whether a large file the repo holds is stored (in part) in the Xet xorb `xorb`."""
+    return session.scalar(
+        select(XetFileXorb.file_hash)
+        .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
+        .where(XetFileXorb.xorb_hash == xorb, LfsObject.repo_id == repo_pk)
+        .limit(1)) is not None
 
 
 def open_blob(hub: Hub, obj: HeldObject) -> BinaryIO:

@@ -39,7 +39,7 @@ from hver.core.access import can_read, can_write
 from hver.core.accounts import Actor, actor_for_token_id
 from hver.core.gating import has_access
 from hver.core.hub import Hub
-from hver.core.objects import held_objects, holds_xet_file, record_contribution
+from hver.core.objects import held_objects, holds_xet_file, holds_xorb, record_contribution
 from hver.core.signing import Signer
 from hver.db.models import (
     LfsObject,
@@ -452,11 +452,7 @@ def readable_xorb_size(hub: Hub, token: CasToken, xorb: str) -> int:
         row = session.get(XetXorb, xorb)
         own = token.account_id is not None and session.get(
             XetXorbUpload, (xorb, token.account_id)) is not None
-        held = own or session.scalar(
-            select(XetFileXorb.file_hash)
-            .join(LfsObject, LfsObject.xet_hash == XetFileXorb.file_hash)
-            .where(XetFileXorb.xorb_hash == xorb, LfsObject.repo_id == token.repo_id)
-            .limit(1)) is not None
+        held = own or holds_xorb(session, token.repo_id, xorb)
         if row is None or not held:
             raise NotFound(f"Xorb {xorb} not found.", code="EntryNotFound")
         return row.size
