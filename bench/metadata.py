@@ -24,8 +24,15 @@ The fast bulk fill (documented here because it is not how repos are normally mad
   git repository: nothing in a listing reads git, and a request that would (their
   `model_info`, a file) is not timed. `sha` is set, so no listing tries to catch the
   index up;
-- on PostgreSQL `ANALYZE` follows the load, as autovacuum would; SQLite gets no ANALYZE
+- each row's `repo_tags` and `repo_grams` rows (what `core.repos` writes when a repo
+  changes: `filter_terms`, `id_grams`) go in the same transaction, sorted by key;
+- on PostgreSQL `VACUUM ANALYZE` follows the load, as autovacuum would (statistics, and
+  the visibility map that lets index-only scans skip the table); SQLite gets no ANALYZE
   (hver runs none), so its plans are the ones a fresh server gets.
+
+`--data DIR` keeps each size's data directory (DIR/data-SIZE), and with `--db` its
+database, and times them again on later runs without filling (the server migrates them
+to the newest schema at start).
 
 `--db postgresql+psycopg://USER@HOST/DB` runs against PostgreSQL: a database of its own
 is created on that server for each size and dropped after it (`--keep` keeps it).
@@ -34,6 +41,7 @@ is created on that server for each size and dropped after it (`--keep` keeps it)
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -42,7 +50,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -73,7 +82,7 @@ from hver.config import Settings
 from hver.core import accounts, commits, repos
 from hver.core.cards import index_card
 from hver.core.hub import Hub
-from hver.db.models import Repo, utcnow
+from hver.db.models import Base, Repo, utcnow
 from hver.names import RepoType
 
 WARMUP = 3
@@ -136,6 +145,7 @@ class Filled:
     quiet: str          # a namespace with few models
     real: list[str]     # repo ids with a git repository
     seconds: float
+    database: str = ""  # its PostgreSQL database, if any
 
 
 def fill(settings: Settings, n: int, seed: int) -> Filled:
@@ -175,14 +185,34 @@ def fill(settings: Settings, n: int, seed: int) -> Filled:
             if not batch:
                 break
             with hub.db.write() as session:
-                session.execute(insert(Repo), batch)
+                if session.get_bind().dialect.name == "sqlite":
+                    # The fill's inserts land all over repo_tags and repo_grams: keep them
+                    # in memory (this connection only; 256 MB).
+                    session.execute(text("PRAGMA cache_size=-262144"))
+                first = (session.scalar(select(func.max(Repo.id))) or 0) + 1
+                for pk, row in enumerate(batch, first):
+                    row["id"] = pk
+                session.execute(insert(Base.metadata.tables["repos"]), batch)
+                # What `core.repos` writes for each repo it changes (`filter_terms`,
+                # `id_grams`), in key order, by the driver's executemany (SQLAlchemy's
+                # per-row work would take most of the fill's time).
+                conn = session.connection()
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                conn.exec_driver_sql(
+                    f"INSERT INTO repo_tags (tag, repo_id) VALUES ({mark}, {mark})",
+                    sorted((t, r["id"]) for r in batch
+                           for t in repos.filter_terms(r["tags"], r["card_data"])))
+                conn.exec_driver_sql(
+                    f"INSERT INTO repo_grams (gram, repo_id) VALUES ({mark}, {mark})",
+                    sorted((g, r["id"]) for r in batch
+                           for g in repos.id_grams(r["namespace"], r["name"])))
             done += len(batch)
             if done % (5 * BATCH) < BATCH:
                 rate = done / (time.perf_counter() - t0)
                 print(f"  filled {done}/{n} repos ({rate:.0f}/s)", flush=True)
-        with hub.db.write() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("ANALYZE"))
+        if hub.db.engine.dialect.name == "postgresql":
+            with hub.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("VACUUM ANALYZE")
         with hub.db.read() as session:
             by_ns = session.execute(
                 select(Repo.namespace, func.count()).where(Repo.type == "model")
@@ -276,15 +306,28 @@ def report(size: int, backend: str, todo: list[Req], times: dict[str, list[float
 
 
 def run_size(args: argparse.Namespace, root: Path, size: int) -> None:
-    data = root / f"data-{size}"
-    data.mkdir()
-    with database(args.db, fresh=True, keep=args.keep) as url:
+    data = (args.data or root) / f"data-{size}"
+    done = data / "bench-filled.json"
+    data.mkdir(parents=True, exist_ok=args.data is not None)
+    kept = Filled(**json.loads(done.read_text())) if done.exists() else None
+    with ExitStack() as stack:
+        # A kept fill brings its database along; a new one on PostgreSQL makes its own (kept
+        # with the data directory under --data).
+        url = kept.database if kept is not None else stack.enter_context(
+            database(args.db, fresh=True, keep=args.keep or args.data is not None))
         settings = Settings.from_env({}, data=data, database_url=url or "")
         backend = "PostgreSQL" if url else "SQLite"
-        print(f"filling {size:,} repos ({backend})", flush=True)
-        f = fill(settings, size, args.seed)
-        print(f"  filled in {f.seconds:.0f} s; busiest author {f.author}, quiet {f.quiet}",
-              flush=True)
+        if kept is not None:
+            f = kept
+            print(f"reusing {size:,} repos in {data}", flush=True)
+        else:
+            print(f"filling {size:,} repos ({backend})", flush=True)
+            f = fill(settings, size, args.seed)
+            f.database = url or ""
+            print(f"  filled in {f.seconds:.0f} s; busiest author {f.author}, quiet {f.quiet}",
+                  flush=True)
+            if args.data is not None:
+                done.write_text(json.dumps(asdict(f)))
         hver = Hver(root, data)
         hver.env.update(HVER_RATE_LIMIT="0", HVER_RATE_LIMIT_ANONYMOUS="0",
                         HVER_DATABASE_URL=url or "")
@@ -295,7 +338,7 @@ def run_size(args: argparse.Namespace, root: Path, size: int) -> None:
         finally:
             hver.stop()
         report(size, backend, todo, times)
-    if not args.keep:
+    if not args.keep and args.data is None:
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -311,6 +354,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=SEED, help="seed of the generated repos")
     p.add_argument("--tmp", type=Path, default=None, help="directory for the temporary files")
     p.add_argument("--keep", action="store_true", help="keep the data and databases")
+    p.add_argument("--data", type=Path, default=None,
+                   help="keep each size's filled data directory (and database) under "
+                        "DATA/data-SIZE and time it again on later runs instead of filling")
     args = p.parse_args()
     sizes = [int(s) for s in args.repos.split(",")]
     if min(sizes) < N_ACCOUNTS:

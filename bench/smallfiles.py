@@ -39,6 +39,8 @@ from pathlib import Path
 
 from transfer import Hver, Nginx, cpu_seconds
 
+from hver.config import Settings
+
 CONNECTIONS = 64
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -250,7 +252,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
                       f"  p99 {r.p99_ms:6.2f} ms", flush=True)
         for t in targets:
             res.at1[t.label] = wrk(t, 1, args.seconds, root, None)
-        report(targets, res, args.workers or 1)
+        report(targets, res, args.workers or Settings().resolved_workers)
     finally:
         if ngx is not None:
             ngx.stop()

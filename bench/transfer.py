@@ -26,7 +26,10 @@ fresh HF_XET_CACHE and HF_HOME. Per round, a new random file is uploaded with
 uploaded over it from another fresh cache (the dedup can only come from the hub's
 global-dedup answers), `hver storage stats` read before and after. The first version
 is downloaded with `hf_hub_download` through Xet and with curl through /resolve (the
-server decoding chunks), next to nginx and an LFS-stored file of the same size.
+first read decodes the chunks and keeps the file as a blob, later ones are sent from
+it), next to nginx and an LFS-stored file of the same size. Both modes end with a
+concurrent phase (8 uploads of 256 MiB at once, then 8 downloads; `--no-concurrent`
+skips it): the server's peak RSS during it and its RSS after.
 """
 
 from __future__ import annotations
@@ -59,7 +62,12 @@ TARGETS = {
     "cpu_per_gib": 0.5,       # server CPU seconds per GiB served
     "upload": 0.7,            # × local sha256 + write
     "rss_mb": 300,            # peak server RSS
+    "upload_cpu": 2.0,        # server CPU seconds per GiB uploaded (LFS and Xet)
+    "fetch_cpu": 0.2,         # server CPU seconds per GiB of Xet fetch ranges served
+    "rss_after_mb": 200,      # server RSS once the concurrent transfers are over
 }
+CONCURRENT = 8  # transfers at once in the concurrent phase
+CONCURRENT_MIB = 256  # each of this size
 
 
 def free_port() -> int:
@@ -96,11 +104,33 @@ def cpu_seconds(pid: int) -> float:
     return total / TICK
 
 
+def _status_mb(pid: int, field: str) -> list[float]:
+    """`field` (kB in /proc/PID/status) of `pid` and its live descendants, in MB: the
+    server may run worker processes (`--workers`, by default one per core)."""
+    out = []
+    for p in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    """The largest RSS of the server's processes (master and workers)."""
+    return max(_status_mb(pid, "VmRSS"), default=float("nan"))
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The largest peak RSS (VmHWM) of the server's processes: the busiest worker's."""
+    return max(_status_mb(pid, "VmHWM"), default=float("nan"))
+
+
+def total_rss_mb(pid: int) -> float:
+    """The RSS of all the server's processes together."""
+    return sum(_status_mb(pid, "VmRSS"))
 
 
 # --- results ------------------------------------------------------------------------
@@ -355,6 +385,87 @@ def signed_upload_href(endpoint: str, token: str, repo_id: str, oid: str, size: 
     return str(obj["actions"]["upload"]["href"])
 
 
+def signed_download_href(endpoint: str, token: str, repo_id: str, oid: str, size: int) -> str:
+    import httpx
+
+    r = httpx.post(
+        f"{endpoint}/{repo_id}.git/info/lfs/objects/batch",
+        headers={"Authorization": f"Bearer {token}",
+                 "Accept": "application/vnd.git-lfs+json",
+                 "Content-Type": "application/vnd.git-lfs+json"},
+        json={"operation": "download", "transfers": ["basic"], "hash_algo": "sha256",
+              "objects": [{"oid": oid, "size": size}]},
+        timeout=60,
+    )
+    r.raise_for_status()
+    return str(r.json()["objects"][0]["actions"]["download"]["href"])
+
+
+@dataclass
+class Burst:
+    """One concurrent phase: CONCURRENT transfers at once."""
+
+    what: str
+    nbytes: int
+    seconds: float
+    cpu: float
+    peak: float | None  # largest VmHWM of a server process during the phase (MB); None if
+                        # it could not be reset
+    after: float        # largest VmRSS of a server process a moment after the phase (MB)
+    total_after: float  # all server processes together, a moment after (MB)
+
+
+def concurrent_phase(root: Path, endpoint: str, token: str, repo_id: str,
+                     pid: int) -> list[Burst]:
+    """CONCURRENT curl uploads of CONCURRENT_MIB each at once (signed LFS hrefs), then as
+    many downloads of them at once; the server's peak RSS during each and its RSS after."""
+    size = CONCURRENT_MIB * MiB
+    files = []
+    for i in range(CONCURRENT):
+        path = root / f"burst-{i}.bin"
+        files.append((path, make_file(path, size)))
+
+    def burst(what: str, jobs: list[Callable[[], None]]) -> Burst:
+        hwm = reset_peak_rss(pid)
+        errors: list[BaseException] = []
+
+        def run(job: Callable[[], None]) -> None:
+            try:
+                job()
+            except BaseException as e:  # reported after the phase
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+        with measured(pid) as m:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if errors:
+            raise SystemExit(f"{what}: {errors[0]!r}")
+        time.sleep(2)  # what the server frees after the last response
+        b = Burst(what, size * len(jobs), m["seconds"], m["cpu"],
+                  m["rss"] if hwm else None, rss_mb(pid), total_rss_mb(pid))
+        peak = f"{b.peak:.0f} MB" if b.peak is not None else "n/a"
+        print(f"  {what:<32} {b.nbytes / MiB / b.seconds:8.0f} MiB/s ({b.seconds:.2f} s), "
+              f"server CPU {b.cpu / (b.nbytes / GiB):.2f} s/GiB, peak RSS {peak}, "
+              f"RSS after {b.after:.0f} MB (all processes: {b.total_after:.0f} MB)", flush=True)
+        return b
+
+    def curl_job(*args: str) -> Callable[[], None]:
+        return lambda: curl(*args)
+
+    ups = burst(f"{CONCURRENT} uploads at once (curl)", [
+        curl_job("-T", str(path), signed_upload_href(endpoint, token, repo_id, oid, size))
+        for path, oid in files])
+    downs = burst(f"{CONCURRENT} downloads at once (curl)", [
+        curl_job("-o", "/dev/null", signed_download_href(endpoint, token, repo_id, oid, size))
+        for _, oid in files])
+    for path, _ in files:
+        path.unlink()
+    return [ups, downs]
+
+
 # --- the run ------------------------------------------------------------------------
 
 def run(args: argparse.Namespace, root: Path) -> int:
@@ -391,7 +502,8 @@ def run(args: argparse.Namespace, root: Path) -> int:
     hver.start()
     assert hver.proc is not None
     pid = hver.proc.pid
-    print(f"  hver at {hver.endpoint} (pid {pid}), startup peak RSS {peak_rss_mb(pid):.0f} MB")
+    print(f"  hver at {hver.endpoint} (pid {pid}, {len(_descendants(pid))} processes), "
+          f"startup peak RSS {peak_rss_mb(pid):.0f} MB (the largest process's)")
     name = "bench"
     hver.cli("user", "create", name, "--email", "bench@example.org")
     token = hver.cli("token", "create", name, "--role", "write")
@@ -513,15 +625,32 @@ def run(args: argparse.Namespace, root: Path) -> int:
                      for r in rs), default=None)
 
     rss_peak = peak_rss_mb(pid)
+    bursts = (concurrent_phase(root, hver.endpoint, token, repo_id, pid)
+              if have_curl and args.concurrent else [])
     hver.stop()
     report(res, limit, up_client, up_curl, down, worst_cpu, rss_peak,
-           nginx_note, have_curl)
+           nginx_note, have_curl, bursts)
     return 0
+
+
+def burst_checks(bursts: list[Burst]) -> list[
+        tuple[str, float | None, Callable[[float], bool], str]]:
+    """The concurrent phase's targets: peak RSS during, RSS after."""
+    if not bursts:
+        return []
+    peaks = [b.peak for b in bursts if b.peak is not None]
+    return [
+        (f"peak server RSS      <= 300 MB, {CONCURRENT} x {CONCURRENT_MIB} MiB at once",
+         max(peaks) if peaks else None, lambda v: v <= TARGETS["rss_mb"], "{:.0f} MB"),
+        ("server RSS after     < 200 MB, once they are over", max(b.after for b in bursts),
+         lambda v: v < TARGETS["rss_after_mb"], "{:.0f} MB"),
+    ]
 
 
 def report(res: Results, limit: Row, up_client: Row, up_curl: Row | None,
            down: dict[tuple[str, str], Row], worst_cpu: float | None,
-           rss_peak: float, nginx_note: str, have_curl: bool) -> None:
+           rss_peak: float, nginx_note: str, have_curl: bool,
+           bursts: list[Burst]) -> None:
     print()
     print(f"{'phase':<9} {'server':<6} {'client':<22} {'MiB/s':>8} {'seconds':>8} "
           f"{'srv CPU s/GiB':>14} {'peak RSS MB':>12}  vs")
@@ -561,8 +690,12 @@ def report(res: Results, limit: Row, up_client: Row, up_curl: Row | None,
                        lambda v: v >= TARGETS["upload"], "{:.2f}x"))
     checks.append(("upload, hf client    >= 0.70x limit", up_client.mbps / limit.mbps,
                    lambda v: v >= TARGETS["upload"], "{:.2f}x (PUT + verify + commit)"))
+    if up_curl is not None and up_curl.cpu_per_gib is not None:
+        checks.append(("upload server CPU    <= 2 s per GiB (curl PUT)", up_curl.cpu_per_gib,
+                       lambda v: v <= TARGETS["upload_cpu"], "{:.2f} s"))
     checks.append(("peak server RSS      < 300 MB", rss_peak,
                    lambda v: v < TARGETS["rss_mb"], "{:.0f} MB"))
+    checks.extend(burst_checks(bursts))
     for label, value, ok, fmt in checks:
         if value is None:
             print(f"  SKIP  {label}")
@@ -612,9 +745,11 @@ def sha256_file(path: Path) -> str:
 
 
 def reset_peak_rss(pid: int) -> bool:
-    """Restart VmHWM from the current RSS (Linux >= 4.0, own or root's processes)."""
+    """Restart VmHWM from the current RSS in the server's processes (Linux >= 4.0, own or
+    root's processes)."""
     try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        for p in _descendants(pid):
+            Path(f"/proc/{p}/clear_refs").write_text("5")
         return True
     except OSError:
         return False
@@ -825,6 +960,17 @@ def curl_size(timeout: float, *args: str) -> int:
     return int(out.stdout.strip())
 
 
+def wait_for_cache(data: Path, seconds: float = 60) -> None:
+    """Wait until the first whole plain read's copy of the Xet file is stored (the server
+    fsyncs and stores it after the response)."""
+    deadline = time.monotonic() + seconds
+    while not any((data / "blobs" / "xet" / "files").glob("*/*")):
+        if time.monotonic() > deadline:
+            print("  (no cached copy of the Xet file appeared: plain reads decode)")
+            return
+        time.sleep(0.1)
+
+
 def run_xet(args: argparse.Namespace, root: Path) -> int:
     size = args.size_mib * MiB
     # The LFS reference calls run in this process and must not use Xet; Xet clients
@@ -874,7 +1020,8 @@ def _run_xet(args: argparse.Namespace, root: Path, hver: Hver, res: Results, lim
     assert hver.proc is not None
     pid = hver.proc.pid
     hwm_ok = reset_peak_rss(pid)
-    print(f"  hver at {hver.endpoint} (pid {pid}), startup peak RSS {peak_rss_mb(pid):.0f} MB")
+    print(f"  hver at {hver.endpoint} (pid {pid}, {len(_descendants(pid))} processes), "
+          f"startup peak RSS {peak_rss_mb(pid):.0f} MB (the largest process's)")
     name = "bench"
     hver.cli("user", "create", name, "--email", "bench@example.org")
     token = hver.cli("token", "create", name, "--role", "write")
@@ -999,13 +1146,19 @@ def _run_xet(args: argparse.Namespace, root: Path, hver: Hver, res: Results, lim
         record(("hver", "xet"), row)
 
         url = f"{hver.endpoint}/{repo0}/resolve/{rev0}/{XET_FILE}"
-        reset_peak_rss(pid)
-        with measured(pid) as m:
-            got_n = curl_size(timeout, "-L", url)
-        if got_n != size:
-            raise SystemExit(f"curl got {got_n} bytes from {url}")
-        record(("hver", "plain"), Row("download", "hver", "curl -L (plain HTTP)", size,
-                                      m["seconds"], m["cpu"], m["rss"] if hwm_ok else None))
+        # The first whole read decodes the chunks and keeps what it sent as a blob; the
+        # reads after it are sent from that blob by sendfile.
+        kinds = [("plain-first", "curl -L (1st, decodes)"), ("plain", "curl -L (plain HTTP)")]
+        for key, label in kinds if rnd == 0 else kinds[1:]:
+            if key == "plain":
+                wait_for_cache(hver.data)
+            reset_peak_rss(pid)
+            with measured(pid) as m:
+                got_n = curl_size(timeout, "-L", url)
+            if got_n != size:
+                raise SystemExit(f"curl got {got_n} bytes from {url}")
+            record(("hver", key), Row("download", "hver", label, size, m["seconds"], m["cpu"],
+                                      m["rss"] if hwm_ok else None))
 
         reset_peak_rss(pid)
         with measured(pid) as m:
@@ -1037,8 +1190,10 @@ def _run_xet(args: argparse.Namespace, root: Path, hver: Hver, res: Results, lim
                    if r.server == "hver" and r.rss is not None), default=None)
     if link is not None:
         link.close()
+    bursts = (concurrent_phase(root, hver.endpoint, token, f"{name}/lfs", pid)
+              if args.concurrent else [])
     report_xet(res, limit, up, reup, floor, ups, reups, down, storage, rss_all, hwm_ok,
-               nginx_note, lfs_is_lfs, args.link_mbit)
+               nginx_note, lfs_is_lfs, args.link_mbit, bursts)
     return 0
 
 
@@ -1046,7 +1201,7 @@ def report_xet(res: Results, limit: Row, up: Row, reup: Row, floor: Row, ups: li
                reups: list[Row], down: dict[tuple[str, str], Row],
                storage: list[tuple[dict[str, float], dict[str, float], dict[str, float]]],
                rss_peak: float | None, hwm_ok: bool, nginx_note: str, have_lfs: bool,
-               link_mbit: float = 0) -> None:
+               link_mbit: float = 0, bursts: list[Burst] | None = None) -> None:
     ratios = [b.seconds / a.seconds for a, b in zip(ups, reups, strict=True)]
     print()
     print(f"{'phase':<9} {'server':<6} {'client':<22} {'MiB/s':>8} {'seconds':>8} "
@@ -1073,7 +1228,8 @@ def report_xet(res: Results, limit: Row, up: Row, reup: Row, floor: Row, ups: li
     if link_mbit > 0:
         print(f"uploads and re-uploads went through a {link_mbit:g} Mbit/s link "
               f"({link_mbit / 8 / 1.048576:.0f} MiB/s each way); downloads over loopback.")
-    print("peak RSS: the server's VmHWM, reset before each phase" if hwm_ok else
+    print("peak RSS: the largest VmHWM of the server's processes, reset before each phase"
+          if hwm_ok else
           "peak RSS: the server's VmHWM since start (could not reset it per phase)")
     if nginx_note:
         print(nginx_note)
@@ -1116,12 +1272,23 @@ def report_xet(res: Results, limit: Row, up: Row, reup: Row, floor: Row, ups: li
     checks.append(("LFS target: server CPU <= 0.5 s per GiB (Xet download)",
                    xet_down.cpu_per_gib if xet_down else None,
                    lambda v: v <= TARGETS["cpu_per_gib"], "{:.2f} s"))
+    checks.append(("Xet fetch ranges: server CPU <= 0.2 s per GiB (hf_hub_download)",
+                   xet_down.cpu_per_gib if xet_down else None,
+                   lambda v: v <= TARGETS["fetch_cpu"], "{:.2f} s"))
+    checks.append(("Xet upload: server CPU <= 2 s per GiB (best upload)", up.cpu_per_gib,
+                   lambda v: v <= TARGETS["upload_cpu"], "{:.2f} s"))
+    checks.extend(burst_checks(bursts or []))
     for label, value, ok, fmt in checks:
         if value is None:
             print(f"  SKIP  {label}")
         else:
             mark = "PASS" if ok(value) else "MISS"
             print(f"  {mark}  {label}: {fmt.format(value)}")
+    first = down.get(("hver", "plain-first"))
+    first_ratio = ratio(("hver", "plain-first"), ("nginx", "curl"))
+    if first is not None and first_ratio is not None:
+        print(f"  (info: the first plain read, which decodes and keeps the copy: "
+              f"{first_ratio:.2f}x nginx, server CPU {first.cpu_per_gib:.2f} s/GiB)")
     if not have_lfs:
         print("  (the LFS reference file was stored as Xet: its row is not an LFS download)")
 
@@ -1134,6 +1301,9 @@ def main() -> int:
     p.add_argument("--tmp", type=Path, default=None,
                    help="directory for the files and data (a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--no-concurrent", dest="concurrent", action="store_false",
+                   help=f"skip the concurrent phase ({CONCURRENT} x {CONCURRENT_MIB} MiB "
+                        "uploads, then downloads, at once)")
     p.add_argument("--xet", action="store_true",
                    help="measure Xet uploads, re-uploads and downloads instead of LFS")
     p.add_argument("--link-mbit", type=float, default=0,

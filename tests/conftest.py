@@ -82,6 +82,7 @@ class Server:
             [sys.executable, "-m", "hver", "serve", "--data", str(self.data),
              "--port", str(self.port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: workers die with it
         )
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -97,7 +98,10 @@ class Server:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:  # the whole group, as a machine's crash would
+                os.killpg(self.proc.pid, sig)
+            else:  # the supervisor stops its workers itself
+                self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
         self.proc = None
 
@@ -107,6 +111,9 @@ class Server:
 
 def _server(data: Path, port: int, **settings: str) -> Server:
     env = dict(os.environ)
+    # One worker process unless a test asks for more (tests/test_workers.py): the default
+    # (one per core) would double every test server's start-up and memory.
+    env["HVER_WORKERS"] = "1"
     env.update({f"HVER_{k.upper()}": v for k, v in settings.items()})
     env["HVER_LOG_LEVEL"] = "warning"
     return Server(data=data, port=port, env=env)

@@ -155,6 +155,7 @@ def test_repo_page_card_metadata_and_usage(server: Server, api,  # type: ignore[
     assert f'os.environ[&#34;HF_ENDPOINT&#34;] = &#34;{server.endpoint}&#34;' in page
     assert f"AutoModel.from_pretrained(&#34;{repo_id}&#34;)" in page
     assert f"hf download {repo_id}" in page
+    assert f"git clone {server.endpoint}/{repo_id}\n" in page and "git lfs install" in page
 
 
 def test_dataset_and_space_pages(server: Server, api, repo_factory: Callable[..., str]) -> None:  # type: ignore[no-untyped-def]
@@ -165,6 +166,7 @@ def test_dataset_and_space_pages(server: Server, api, repo_factory: Callable[...
     assert "<h1>Data card</h1>" in page and "Use this dataset" in page
     assert f"load_dataset(&#34;{ds}&#34;)" in page
     assert f"hf download {ds} --repo-type dataset" in page
+    assert f"git clone {server.endpoint}/datasets/{ds}\n" in page
     tree = _get(server, f"/datasets/{ds}/tree/main/data").text
     assert f'href="/datasets/{ds}/blob/main/data/train.csv"' in tree
     blob = _get(server, f"/datasets/{ds}/blob/main/data/train.csv").text

@@ -17,6 +17,7 @@ from hver.api import (
     commit,
     discussions,
     gating,
+    git,
     info,
     lfs,
     lfs_files,
@@ -92,6 +93,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     # Downloads first, where no later route could match them (`api.resolve.early_router`).
     app.include_router(resolve.early_router)
+    # Repo info too, where no later route could match it (`api.info.early_router`).
+    app.include_router(info.early_router)
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
     for router in (auth.router, likes.router, orgs.router, xet_grants.router, xet.router,
                    discussions.router,
@@ -99,6 +102,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
                    commit.router, tree.router, info.router, lfs.router, lfs_files.router,
                    squash.router, treesize.router, safetensors.router, resolve.router):
         app.include_router(router)
+    # git over HTTP (`/{ns}/{name}/info/refs`, `.../git-upload-pack`): before the pages.
+    app.include_router(git.router)
     # Then the GET-only HTML pages, and HTML error pages for browsers (the API keeps JSON).
     install_web(app)
     # Last: ids without a namespace, which neither a page nor a repo route took.
@@ -106,7 +111,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
 
     app.add_middleware(CompressJsonMiddleware)
     # Inside RawPathMiddleware: the limits see paths as the router does.
-    app.add_middleware(LimitsMiddleware, settings=settings, signer=app.state.signer)
+    app.add_middleware(LimitsMiddleware, settings=settings, signer=app.state.signer,
+                       shared=hub.rate_buckets)
     app.add_middleware(RawPathMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every response names its request
     return app

@@ -70,11 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"'hver token create USER --data {settings.data}'>\n"
               f"Web UI: {url}/login (password set with 'hver user set-password USER "
               f"--data {settings.data}')", file=sys.stderr)
-    if settings.workers > 1:
+    workers = settings.resolved_workers
+    if workers > 1:
         hub.close()
         os.environ["HVER_DATA"] = str(settings.data)
         uvicorn.run("hver.app:app_from_env", factory=True, host=settings.host,
-                    port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                    port=settings.port, workers=workers, log_level=settings.log_level,
                     http=_http_protocol())
         return 0
     app = create_app(settings, hub)

@@ -13,6 +13,20 @@ from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity, within a cgroup v2 quota (a
+    container's `--cpus`), rounded up."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -61,7 +75,9 @@ class Settings:
     lfs_part_size: int = _setting(512 * MiB, "Part size of multipart LFS uploads.")
     signed_url_ttl: int = _setting(3600, "Lifetime of signed upload and download URLs, seconds.")
     xet_token_ttl: int = _setting(3600, "Lifetime of Xet CAS access tokens, seconds.")
-    workers: int = _setting(1, "Server worker processes.")
+    workers: int = _setting(
+        0, "Server worker processes; 0: one per CPU core this process may use, at most 8."
+    )
     cache_ttl: float = _setting(
         5.0, "Seconds a server trusts what it cached of tokens, users, org roles and repo "
         "settings when another machine may change them (on this machine: changes apply at "
@@ -71,6 +87,12 @@ class Settings:
         1.0, "Seconds between writes of the download counts a server process gathers."
     )
     log_level: str = _setting("info", "Log level of the server.")
+
+    @property
+    def resolved_workers(self) -> int:
+        if self.workers > 0:
+            return self.workers
+        return max(1, min(MAX_AUTO_WORKERS, usable_cpus()))
 
     @property
     def resolved_database_url(self) -> str:

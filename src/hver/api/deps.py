@@ -190,6 +190,33 @@ def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
             return with_downloads(repo, repo.downloads + pending) if pending else repo
 
 
+def cached_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str,
+                name: str) -> tuple[Repo, int] | None:
+    """What `load_repo` answers, from the caches alone (no thread, no query, one ref file
+    read): the repo row and its downloads (this process's pending ones added). None
+    whenever `load_repo` must decide: not cached, read before this process last wrote
+    download counts, being renewed, the index behind the branch, or not readable by
+    `actor` (`load_repo` then answers the very same RepoNotFound)."""
+    key = repo_key(repo_type.value, param(ns), param(name))
+    if key is None:
+        return None
+    epoch = hub.downloads.settled_epoch()
+    hit = hub.caches.repos.get(key)
+    if hit is None or hit[1] != epoch:
+        return None
+    repo = hit[0]
+    if not access.can_read(actor, repo):
+        return None
+    head = loose_ref(hub.caches.repo_dir(hub.git, repo.storage_key),
+                     f"refs/heads/{DEFAULT_BRANCH}")
+    if head is None or head != repo.sha:
+        return None
+    pending = hub.downloads.pending_at(epoch, repo.id)
+    if pending is None:
+        return None
+    return repo, repo.downloads + pending
+
+
 def with_downloads(repo: Repo, downloads: int) -> Repo:
     """A copy of a repo row (shared by requests: never changed) with another count."""
     copy = Repo(**{a.key: getattr(repo, a.key) for a in sa_inspect(Repo).column_attrs})

@@ -9,11 +9,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
+from hver.api.deps import (
+    ActorDep,
+    HubDep,
+    cached_repo,
+    first_of_a_kind,
+    get_actor,
+    get_hub,
+    load_repo,
+    param,
+    repo_type_from_plural,
+)
 from hver.api.util import cursor, iso, next_link, query_bool
 from hver.core import access
 from hver.core import repos as core_repos
 from hver.core.accounts import Actor
+from hver.core.caches import MAX_INFO_BODY, CachedCommit, revision_ref
+from hver.core.cards import CardIndex
 from hver.core.hub import Hub
 from hver.core.lru import Lru
 from hver.core.tree import FileInfo, Files, files_at, resolve_revision
@@ -65,10 +77,14 @@ def sibling(f: FileInfo, blobs: bool) -> dict[str, Any]:
 _siblings = Lru[tuple[str, bool], bytes](capacity=64 * 2**20, weight=len)
 
 
+# As FastAPI's JSONResponse encodes; one encoder, not one made per call as `json.dumps`
+# makes for any but its default options (a third of encoding a small answer).
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None,
+                            separators=(",", ":"))
+
+
 def _encode(value: Any) -> bytes:
-    # As FastAPI's JSONResponse encodes.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode()
+    return _encoder.encode(value).encode()
 
 
 def siblings_json(files: Files, commit: str, blobs: bool) -> bytes:
@@ -79,42 +95,94 @@ def siblings_json(files: Files, commit: str, blobs: bool) -> bytes:
     return hit
 
 
+def info_fields(repo: Repo, downloads: int, sha: str, commit: CachedCommit,
+                card: CardIndex | None) -> dict[str, Any]:
+    """The repo's info at commit `sha`, without its `siblings`: the live parts from the
+    repo row, the rest from the commit's summary and, for a commit other than the default
+    branch's head (`repo.sha`), that commit's own card."""
+    out = repo_summary(repo, full=True, card=True)
+    out["downloads"] = downloads
+    out["sha"] = sha
+    if card is not None:  # another revision: its own card, not the default branch's
+        out["cardData"], out["tags"] = card.card_data, card.tags
+        if repo.type == RepoType.model.value:
+            out["pipeline_tag"], out["library_name"] = card.pipeline_tag, card.library_name
+    out["usedStorage"] = commit.used_storage
+    if out.get("cardData") is None:
+        out["cardData"] = {}
+    if repo.type == RepoType.model.value:
+        out["spaces"] = []
+        if commit.has_config:
+            out["config"] = {}
+    if repo.type == RepoType.space.value:
+        sdk = out["cardData"].get("sdk")
+        out["sdk"] = sdk
+        out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
+    return out
+
+
 def repo_info(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
               revision: str | None, blobs: bool) -> tuple[dict[str, Any], bytes]:
     """The repo's info without its `siblings`, and those encoded, apart: a big repo's file
-    list is encoded once per commit, not on every call."""
+    list is encoded once per commit, not on every call. Leaves in the caches what
+    `_from_memory` needs to answer the same next time."""
     repo = load_repo(hub, actor, repo_type, ns, name)
     git = hub.git.open(repo.storage_key)
     sha = resolve_revision(git, revision or core_repos.DEFAULT_BRANCH)
     files = files_at(git, sha)
-    out = repo_summary(repo, full=True, card=True)
-    out["sha"] = sha
-    if sha != repo.sha:  # another revision: its own card, not the default branch's
-        idx = core_repos.card_index(git, sha, repo.type)
-        out["cardData"], out["tags"] = idx.card_data, idx.tags
-        if repo_type is RepoType.model:
-            out["pipeline_tag"], out["library_name"] = idx.pipeline_tag, idx.library_name
-    out["usedStorage"] = files.total_size
-    if out.get("cardData") is None:
-        out["cardData"] = {}
-    if repo_type is RepoType.model:
-        out["spaces"] = []
-        if "config.json" in files.paths:
-            out["config"] = {}
-    if repo_type is RepoType.space:
-        sdk = out["cardData"].get("sdk")
-        out["sdk"] = sdk
-        out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
-    return out, siblings_json(files, sha, blobs)
+    key = (repo.storage_key, sha)
+    commit = hub.caches.commits.put(
+        key, CachedCommit(files.total_size, "config.json" in files.paths))
+    card = None
+    if sha != repo.sha:
+        card = hub.caches.cards.get(key) or hub.caches.cards.put(
+            key, core_repos.card_index(git, sha, repo.type))
+    return info_fields(repo, repo.downloads, sha, commit, card), siblings_json(files, sha, blobs)
 
 
-async def _info(request: Request, plural: str, ns: str, name: str, revision: str | None,
-                hub: Hub, actor: Actor | None) -> Any:
-    repo_type = repo_type_from_plural(plural)
-    out, siblings = await run_in_threadpool(
-        repo_info, hub, actor, repo_type, ns, name, revision, query_bool(request, "blobs")
-    )
-    expand = request.query_params.getlist("expand")
+def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
+                 revision: str | None, blobs: bool, expand: list[str]) -> bytes | None:
+    """The body `repo_info` and `_render` make, from the caches alone, on the event loop:
+    no thread, no query, no git object read; a ref file read or two. None whenever
+    something is not cached or not plain (an access `load_repo` must decide, a lagging
+    index, a packed, symbolic or annotated ref, a commit not yet seen in this repo):
+    `repo_info` then answers, errors included."""
+    found = cached_repo(hub, actor, repo_type, ns, name)
+    if found is None:
+        return None
+    repo, downloads = found
+    sha: str | None = repo.sha  # `cached_repo` read the default branch: it is this
+    if revision is not None and revision != core_repos.DEFAULT_BRANCH:
+        sha = revision_ref(hub.caches.repo_dir(hub.git, repo.storage_key), revision)
+        if sha is None:
+            return None
+    assert sha is not None
+    # The row object itself in the key: one read again (a change, or its time to live
+    # run out) is another object, which never meets the bodies made from the old one.
+    key = (repo, downloads, sha, blobs, tuple(expand))
+    body = hub.caches.info_bodies.get(key)
+    if body is not None:
+        return body
+    # Found in this repo before (an entry is keyed by the repo): a commit id asked of
+    # another repo is never answered from here.
+    commit = hub.caches.commits.get((repo.storage_key, sha))
+    if commit is None:
+        return None
+    card = None
+    if sha != repo.sha:
+        card = hub.caches.cards.get((repo.storage_key, sha))
+        if card is None:
+            return None
+    siblings = _siblings.get((sha, blobs))
+    if siblings is None:
+        return None
+    body = _render(info_fields(repo, downloads, sha, commit, card), siblings, expand)
+    if len(body) <= MAX_INFO_BODY:
+        hub.caches.info_bodies.put(key, body)
+    return body
+
+
+def _render(out: dict[str, Any], siblings: bytes, expand: list[str]) -> bytes:
     if expand:
         keep = {"_id", "id", *expand}
         out = {k: v for k, v in out.items() if k in keep}
@@ -122,19 +190,62 @@ async def _info(request: Request, plural: str, ns: str, name: str, revision: str
     if not expand or "siblings" in expand:
         body = b"".join((body[:-1], b',"siblings":' if len(body) > 2 else b'"siblings":',
                          siblings, b"}"))
+    return body
+
+
+async def _info(request: Request, repo_type: RepoType, ns: str, name: str,
+                revision: str | None, hub: Hub, actor: Actor | None) -> Response:
+    blobs = query_bool(request, "blobs")
+    expand = request.query_params.getlist("expand")
+    body = _from_memory(hub, actor, repo_type, ns, name, revision, blobs, expand)
+    if body is None:
+        key = ("info", repo_type, ns.lower(), name.lower(), revision, blobs)
+        async with first_of_a_kind(key) as first:
+            if not first:  # another request just filled the caches
+                body = _from_memory(hub, actor, repo_type, ns, name, revision, blobs, expand)
+            if body is None:
+                out, siblings = await run_in_threadpool(
+                    repo_info, hub, actor, repo_type, ns, name, revision, blobs)
+                body = _render(out, siblings, expand)
     return Response(body, media_type="application/json")
 
 
 @router.get("/api/{plural}/{ns}/{name}")
 async def info(request: Request, plural: str, ns: str, name: str, hub: HubDep,
                actor: ActorDep) -> Any:
-    return await _info(request, plural, ns, name, None, hub, actor)
+    return await _info(request, repo_type_from_plural(plural), ns, name, None, hub, actor)
 
 
 @router.get("/api/{plural}/{ns}/{name}/revision/{revision}")
 async def info_at(request: Request, plural: str, ns: str, name: str, revision: str,
                   hub: HubDep, actor: ActorDep) -> Any:
-    return await _info(request, plural, ns, name, param(revision), hub, actor)
+    return await _info(request, repo_type_from_plural(plural), ns, name, param(revision),
+                       hub, actor)
+
+
+def _early(repo_type: RepoType, at_revision: bool) -> Any:
+    # The request alone as a parameter: FastAPI then validates no parameters and solves
+    # no dependencies (as `hver.api.resolve` does for downloads).
+    async def info_early(request: Request) -> Response:
+        p = request.path_params
+        revision = param(p["revision"]) if at_revision else None
+        return await _info(request, repo_type, p["ns"], p["name"], revision,
+                           get_hub(request), await get_actor(request))
+
+    return info_early
+
+
+# The info routes again, matched before every other router (`hver.app`): `model_info` is
+# one of the most frequent calls, and would otherwise be tried against some seventy
+# routes first. No route before `router` takes a GET of these paths (the plural is
+# spelled out; tests/test_info_cache.py checks that no earlier route matches them).
+early_router = APIRouter()
+for _t in RepoType:
+    _base = f"/api/{_t.plural}/{{ns}}/{{name}}"
+    early_router.add_api_route(_base, _early(_t, False), methods=["GET"],
+                               include_in_schema=False)
+    early_router.add_api_route(f"{_base}/revision/{{revision}}", _early(_t, True),
+                               methods=["GET"], include_in_schema=False)
 
 
 @router.get("/api/{plural}/{ns}/{name}/auth-check")

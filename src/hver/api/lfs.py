@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from hver.api.bodies import receive_into
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
+from hver.api.files import BigFileResponse, FilePartResponse
 from hver.api.gating import require_file_access
-from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, read_json, receive_into
+from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, read_json
 from hver.community import pulls
 from hver.core import lfs as core_lfs
 from hver.core import xet as core_xet
@@ -25,17 +29,12 @@ from hver.core.objects import held_object
 from hver.core.signing import Signer
 from hver.db.models import Repo
 from hver.errors import BadRequest, Conflict, NotFound
+from hver.memory import transfer
 from hver.names import RepoType
 from hver.storage.lfs import ObjectWriter, blob_key, check_oid, store_staged
 
 router = APIRouter()
 LFS_JSON = "application/vnd.git-lfs+json"
-
-
-class BigFileResponse(FileResponse):
-    """A FileResponse that reads 1 MiB at a time: far fewer event-loop turns per GiB."""
-
-    chunk_size = 1024 * 1024
 
 
 async def _json(request: Request) -> Any:
@@ -78,7 +77,12 @@ def _batch_handler(repo_type: RepoType) -> Any:
             await run_in_threadpool(require_file_access, hub, actor, repo, base_url(request))
             plans = await run_in_threadpool(core_lfs.plan_download, hub, repo, objects)
         git_url = f"{base_url(request)}/{repo_type.url_prefix}{repo.repo_id}.git"
-        verify_href = f"{git_url}/info/lfs/objects/verify"
+        verify: dict[str, Any] = {"href": f"{git_url}/info/lfs/objects/verify"}
+        if (credentials := request.headers.get("authorization")) is not None:
+            # The caller's own credentials, as the Hub does: git-lfs sends an action's
+            # `header` and nothing else, and may hold none for that URL (a token in the
+            # remote's URL, no credential helper).
+            verify["header"] = {"Authorization": credentials}
         out = []
         for p in plans:
             item: dict[str, Any] = {"oid": p.oid, "size": p.size, "authenticated": True}
@@ -102,7 +106,7 @@ def _batch_handler(repo_type: RepoType) -> Any:
                                                 contributor, n)
                         for n in range(1, p.parts + 1)
                     }
-                item["actions"] = {"upload": upload, "verify": {"href": verify_href}}
+                item["actions"] = {"upload": upload, "verify": verify}
             out.append(item)
         return JSONResponse({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
                             media_type=LFS_JSON)
@@ -288,7 +292,7 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
         xet_file = await run_in_threadpool(core_xet.get_file, hub, obj.xet_hash)
         if xet_file is None:
             raise NotFound("Object not found", code="EntryNotFound")
-        return _xet_response(request, hub, xet_file, headers, filename)
+        return await _xet_response(request, hub, xet_file, headers, filename)
     path = hub.blobs.local_path(blob_key(oid))
     if path is None:
         raise NotFound("Object not found", code="EntryNotFound")
@@ -299,9 +303,11 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
                            media_type="application/octet-stream")
 
 
-def _xet_response(request: Request, hub: Hub, file: core_xet.XetFileInfo,
-                  headers: dict[str, str], filename: str | None) -> Response:
-    """A file stored as Xet chunks, decoded for a plain HTTP client (Range supported)."""
+async def _xet_response(request: Request, hub: Hub, file: core_xet.XetFileInfo,
+                        headers: dict[str, str], filename: str | None) -> Response:
+    """A file stored as Xet chunks for a plain HTTP client (Range supported): sent from its
+    cached whole copy by sendfile, or decoded; the first whole read keeps what it decoded
+    as that copy (`core.xet.CacheFill`)."""
     headers = headers | {"X-Linked-Size": str(file.size), "Accept-Ranges": "bytes"}
     if filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(filename)}"
@@ -315,9 +321,53 @@ def _xet_response(request: Request, hub: Hub, file: core_xet.XetFileInfo,
     if rng is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{file.size}"
-    headers["Content-Length"] = str(end - start)
+    media = "application/octet-stream"
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
-    return StreamingResponse(iterate_in_threadpool(
-        core_xet.iter_content(hub, file, start, end)), status_code=status, headers=headers,
-        media_type="application/octet-stream")
+        return Response(status_code=status, headers=headers | {
+            "Content-Length": str(end - start)})
+    cached = await run_in_threadpool(core_xet.cached_file, hub, file)
+    if cached is not None:
+        return FilePartResponse(cached, start, end, status, headers, media)
+    fill = None
+    if rng is None or (start, end) == (0, file.size):
+        fill = await run_in_threadpool(core_xet.CacheFill.start, hub, file)
+    headers["Content-Length"] = str(end - start)
+    return StreamingResponse(_decoded(hub, file, start, end, fill), status_code=status,
+                             headers=headers, media_type=media)
+
+
+_finishing: set[asyncio.Future[bool]] = set()
+
+
+def _in_background(job: Callable[[], bool]) -> None:
+    """Run `job` in a thread, not waited for: the response it follows is complete."""
+    future = asyncio.get_running_loop().run_in_executor(None, job)
+    _finishing.add(future)
+    future.add_done_callback(_finishing.discard)
+
+
+async def _decoded(hub: Hub, file: core_xet.XetFileInfo, start: int, end: int,
+                   fill: core_xet.CacheFill | None) -> AsyncIterator[bytes]:
+    """The decoded bytes, each piece also kept by `fill`; once all were produced, `fill`
+    is stored in the background (its fsync does not hold up the response's end)."""
+    pieces = core_xet.iter_content(hub, file, start, end)
+
+    def step() -> bytes | None:
+        piece = next(pieces, None)
+        if piece is not None and fill is not None:
+            fill.write(piece)
+        return piece
+
+    done = False
+    with transfer():
+        try:
+            while (piece := await run_in_threadpool(step)) is not None:
+                yield piece
+            done = True
+        finally:
+            pieces.close()  # no step runs now: a cancelled one was waited for
+            if fill is not None:
+                if done:
+                    _in_background(fill.finish)
+                else:
+                    fill.abort()

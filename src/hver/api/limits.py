@@ -5,8 +5,10 @@ Rate limits are token buckets, one per credential: a bucket holds a minute's bud
 one) and refills continuously. A request that finds its bucket empty is answered 429
 with `Retry-After` and the IETF draft `RateLimit` headers that huggingface_hub reads
 (it then waits and retries). Buckets are keyed on a keyed hash of the token (the key
-made at start), never the token itself, and live in this process's memory: several
-worker processes each keep their own.
+derived from the hub's secret), never the token itself. Every worker process and every
+server on the same database shares them (`hver.core.rate_limits`): each decides from
+memory and writes what it spent a few times a second, so several processes can together
+overspend a budget by a few percent for a moment, never for long.
 
 What is counted where:
 
@@ -42,7 +44,9 @@ passes the limit. Nothing is buffered here. Commit bodies (`max_commit_body`), L
 uploads to signed URLs (bounded by the signed size) and Xet xorbs and shards (bounded
 by the CAS) have their own limits; every other body is capped at `max_request_body`.
 File uploads through the web UI (`POST /[datasets/|spaces/]{ns}/{name}/upload/{rev}`)
-are streamed to staging files by their route, which enforces `max_web_upload`.
+are streamed to staging files by their route, which enforces `max_web_upload`; git
+pushes (`POST .../git-receive-pack`) are spooled by theirs, which enforces
+`max_commit_body`.
 """
 
 from __future__ import annotations
@@ -50,12 +54,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import math
 import re
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,12 +66,12 @@ from hver.api.errors import error_response
 from hver.config import Settings
 from hver.core import xet as core_xet
 from hver.core.accounts import Actor
+from hver.core.rate_limits import WINDOW, RateLimiter, SharedBuckets
 from hver.core.signing import Signer
 from hver.errors import HverError, PayloadTooLarge
 from hver.names import RESERVED_NAMESPACES
 
-WINDOW = 60.0  # seconds: limits are requests per minute
-SWEEP_EVERY = 60.0  # seconds between removals of full (idle) buckets
+SWEEP_EVERY = 60.0  # seconds between removals of idle remembered tokens
 LOGIN_PER_MINUTE = 30  # sign-in attempts per client IP, at most
 KNOWN_TTL = 24 * 3600.0  # seconds an accepted token is remembered after its last use
 
@@ -82,49 +85,8 @@ _OWN_BODY_LIMIT = re.compile(r"^/(?:_lfs/upload/|xet/)")
 _RESERVED = "|".join(re.escape(n) for n in sorted({*RESERVED_NAMESPACES, "xet"}))
 _WEB_UPLOAD = re.compile(
     rf"^/(?:(?:datasets|spaces)/|(?!(?:{_RESERVED})/))[^/]+/[^/]+/upload/[^/]+(?:/.*)?$")
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """Token buckets of `per_minute` requests, refilled continuously; 0 means no limit."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / WINDOW  # tokens per second
-        self.clock = clock
-        self.buckets: dict[bytes, _Bucket] = {}
-        self.swept = clock()
-
-    def take(self, key: bytes) -> float:
-        """Spend one request of `key`'s budget: 0 when allowed, else seconds until one is."""
-        if self.capacity <= 0:
-            return 0.0
-        now = self.clock()
-        if now - self.swept >= SWEEP_EVERY:
-            self._sweep(now)
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = _Bucket(self.capacity, now)
-        else:
-            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
-            bucket.stamp = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / self.rate
-
-    def _sweep(self, now: float) -> None:
-        """Forget buckets that have refilled: they are the same as no bucket at all."""
-        self.swept = now
-        full = [k for k, b in self.buckets.items()
-                if b.tokens + (now - b.stamp) * self.rate >= self.capacity]
-        for k in full:
-            del self.buckets[k]
+_GIT_PUSH = re.compile(
+    rf"^/(?:(?:datasets|spaces)/|(?!(?:{_RESERVED})/))[^/]+/[^/]+/git-receive-pack$")
 
 
 def credential(header: bytes | None) -> str | None:
@@ -146,13 +108,16 @@ def credential(header: bytes | None) -> str | None:
     return None
 
 
-_KEY = secrets.token_bytes(32)  # per process: a bucket key reveals nothing, even in a core dump
+class _Digests:
+    """Bucket keys: keyed hashes of credentials and addresses, never the credentials. The
+    key derives from the hub's secret, so every worker and server names a bucket alike."""
 
+    def __init__(self, secret: bytes) -> None:
+        self.key = hmac.new(secret, b"hver rate-limit buckets", hashlib.sha256).digest()
 
-def _digest(kind: bytes, value: str) -> bytes:
-    """A bucket key: a keyed hash of the credential (or address), never the credential."""
-    return hashlib.blake2b(kind + b"\0" + value.encode("utf-8", "surrogateescape"),
-                           key=_KEY, digest_size=16).digest()
+    def __call__(self, kind: bytes, value: str) -> bytes:
+        return hashlib.blake2b(kind + b"\0" + value.encode("utf-8", "surrogateescape"),
+                               key=self.key, digest_size=16).digest()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -163,14 +128,19 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, signer: Signer) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, signer: Signer,
+                 shared: SharedBuckets | None = None) -> None:
         self.app = app
         self.signer = signer
+        self.digest = _Digests(signer.key)
         self.max_body = settings.max_request_body
-        self.tokens = RateLimiter(settings.rate_limit)
-        self.anonymous = RateLimiter(settings.rate_limit_anonymous)
-        self.unverified = RateLimiter(settings.rate_limit_anonymous)
-        self.logins = RateLimiter(min(LOGIN_PER_MINUTE, settings.rate_limit_anonymous))
+        self.tokens = RateLimiter(settings.rate_limit, name="token", shared=shared)
+        self.anonymous = RateLimiter(settings.rate_limit_anonymous, name="anonymous",
+                                     shared=shared)
+        self.unverified = RateLimiter(settings.rate_limit_anonymous, name="unverified",
+                                      shared=shared)
+        self.logins = RateLimiter(min(LOGIN_PER_MINUTE, settings.rate_limit_anonymous),
+                                  name="login", shared=shared)
         self.known = _KnownTokens()
         # Users whose tokens are not limited (`rate_limit_exempt`), and the digests of
         # their tokens the routes have accepted (until one is refused).
@@ -205,7 +175,7 @@ class LimitsMiddleware:
         """The limiter and bucket a request counts against, its resource name, and the
         digest of its token when the route's verdict on that token is to be learnt."""
         client = scope.get("client")
-        ip = _digest(b"ip", str(client[0]) if client else "unknown")
+        ip = self.digest(b"ip", str(client[0]) if client else "unknown")
         if path == "/login" and scope["method"] == "POST":
             return self.logins, ip, "login", None
         token = credential(_header(scope, b"authorization"))
@@ -215,9 +185,9 @@ class LimitsMiddleware:
             except HverError:
                 account = None  # refused by the route: counted as anonymous
             if account is not None:
-                return self.tokens, _digest(b"account", str(account)), "api", None
+                return self.tokens, self.digest(b"account", str(account)), "api", None
         elif token is not None:
-            digest = _digest(b"token", token)
+            digest = self.digest(b"token", token)
             if self.known.has(digest):
                 return self.tokens, digest, "api", digest
             return self.unverified, ip, "anonymous", digest
@@ -250,6 +220,8 @@ class LimitsMiddleware:
             return None  # the commit route enforces max_commit_body as it reads
         if method == "POST" and _WEB_UPLOAD.match(path):
             return None  # the upload page enforces max_web_upload as it reads
+        if method == "POST" and _GIT_PUSH.match(path):
+            return None  # a git push: its route enforces max_commit_body as it reads
         return self.max_body
 
     @staticmethod

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
+from collections.abc import Callable
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import ActorDep, HubDep, load_repo, param, repo_type_from_plural
@@ -19,7 +21,8 @@ from hver.core import objects as core_objects
 from hver.core import refs as core_refs
 from hver.core import tree as core_tree
 from hver.core.hub import Hub
-from hver.core.tree import FileInfo
+from hver.core.lru import Lru
+from hver.core.tree import FileInfo, Folder
 from hver.errors import BadRequest
 from hver.names import validate_path
 from hver.storage.git import GitRepo
@@ -40,6 +43,66 @@ def tree_entry(f: FileInfo, xet: dict[str, str]) -> dict[str, Any]:
         if f.lfs.oid in xet:
             out["xetHash"] = xet[f.lfs.oid]
     return out
+
+
+def _dumps(item: dict[str, Any]) -> bytes:
+    """JSON as `JSONResponse` writes it, so a page joined from these is the same bytes."""
+    return json.dumps(item, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
+
+
+# A folder or a file kept in git, as `_dumps(tree_entry(...))` writes it; the path given
+# encoded by `_string`, what json.dumps(..., ensure_ascii=False) uses.
+_string = json.encoder.encode_basestring
+_FILE = '{{"type":"file","oid":"{}","size":{},"path":{}}}'.format
+_DIR = '{{"type":"directory","oid":"{}","size":0,"path":{}}}'.format
+
+
+class _EncodedFolders:
+    """Each folder's entries as JSON, encoded once per folder object that `core.tree` keeps,
+    from its columns (a few calls a folder, none in Python per entry): a page of a listing
+    is then joined from slices. Keyed by the object's id, holding the object (an id is not
+    reused while it lives). Large files are None, and their indexes kept: their `xetHash`
+    is asked for on every page."""
+
+    def __init__(self, capacity: int = 250_000) -> None:
+        self._lru = Lru[int, tuple[Folder, list[str | None], list[int]]](
+            capacity, weight=lambda v: len(v[1]) + 1)
+
+    def of(self, folder: Folder) -> tuple[list[str | None], list[int]]:
+        hit = self._lru.get(id(folder))
+        if hit is None or hit[0] is not folder:
+            cols = folder.columns
+            paths = list(map(_string, folder.paths))
+            encoded: list[str | None] = list(map(_FILE, cols.shas, cols.sizes, paths))
+            for d in cols.folders:
+                encoded[d] = _DIR(cols.shas[d], paths[d])
+            for k in cols.lfs:
+                encoded[k] = None
+            hit = self._lru.put(id(folder), (folder, encoded, sorted(cols.lfs)))
+        return hit[1], hit[2]
+
+    def page(self, runs: list[core_tree.Run],
+             lfs_files: Callable[[list[FileInfo]], dict[str, str]]) -> bytes:
+        """The JSON array of the runs' entries; `lfs_files` gives the Xet hashes of the
+        large files among them (asked once, for all of them)."""
+        found = [(folder, i, j, *self.of(folder)) for folder, i, j in runs]
+        large = [folder.entry(k) for folder, i, j, _enc, at in found
+                 for k in at[bisect.bisect_left(at, i):bisect.bisect_left(at, j)]]
+        xet = lfs_files(large) if large else {}
+        parts: list[str] = []
+        for folder, i, j, enc, at in found:
+            if bisect.bisect_left(at, i) == bisect.bisect_left(at, j):  # no large file
+                parts += cast("list[str]", enc[i:j])
+                continue
+            for k in range(i, j):
+                raw = enc[k]
+                parts.append(raw if raw is not None else
+                             _dumps(tree_entry(folder.entry(k), xet)).decode())
+        return f"[{','.join(parts)}]".encode()
+
+
+_encoded = _EncodedFolders()
 
 
 def xet_hashes(hub: Hub, repo_id: int, files: list[FileInfo]) -> dict[str, str]:
@@ -98,28 +161,30 @@ async def _tree(request: Request, plural: str, ns: str, name: str, revision: str
     resume = (read_tree_cursor(raw_cursor, revision, path, recursive)
               if raw_cursor is not None else None)
 
-    def run() -> tuple[list[dict[str, Any]], str | None]:
+    def run() -> tuple[list[dict[str, Any]] | bytes, str | None]:
         repo = load_repo(hub, actor, repo_type, ns, name)
         git = hub.git.open(repo.storage_key)
         if resume is None:
             commit, after = core_tree.resolve_revision(git, revision), None
         else:
             commit, after = resume
-            if not git.has_commit(commit):
+            if not core_tree.has_commit(git, commit):
                 raise BadRequest("Invalid cursor: not one this listing gave.")
-        entries = core_tree.list_tree(git, commit, path, recursive, after)
-        chunk = list(islice(entries, page + 1))
-        more = len(chunk) > page
-        chunk = chunk[:page]
-        nxt = (tree_cursor(commit, revision, path, recursive, core_tree.entry_key(chunk[-1]))
-               if more else None)
-        xet = xet_hashes(hub, repo.id, chunk)
+        runs, more = core_tree.page_runs(git, commit, path, recursive, after, page)
+        nxt = None
+        if more:
+            folder, _i, j = runs[-1]
+            nxt = tree_cursor(commit, revision, path, recursive, folder.keys[j - 1])
         if expand:
+            chunk = [f for folder, i, j in runs for f in folder.entries[i:j]]
+            xet = xet_hashes(hub, repo.id, chunk)
             return [expanded(git, commit, f, xet) for f in chunk], nxt
-        return [tree_entry(f, xet) for f in chunk], nxt
+        return _encoded.page(runs, lambda large: xet_hashes(hub, repo.id, large)), nxt
 
     items, nxt = await run_in_threadpool(run)
     headers = {"Link": next_link(request, nxt)} if nxt is not None else {}
+    if isinstance(items, bytes):  # encoded in the thread, not on the event loop
+        return Response(items, media_type="application/json", headers=headers)
     return JSONResponse(items, headers=headers)
 
 

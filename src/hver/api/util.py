@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 from datetime import UTC, datetime
 from itertools import accumulate
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import base_url
 from hver.errors import BadRequest
@@ -92,42 +89,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if end <= start:
         return None
     return start, min(end, size)
-
-
-FLUSH_BYTES = 8 * 1024 * 1024  # hash-and-write in the thread pool in batches of this size
-
-
-class BodyWriter(Protocol):
-    def write(self, data: bytearray) -> None: ...
-    def abort(self) -> None: ...
-
-
-async def receive_into(request: Request, writer: BodyWriter,
-                       batch: int = FLUSH_BYTES) -> None:
-    """Stream the request body into `writer`, hashing and writing off the event loop.
-
-    One batch is hashed and written in the thread pool while the next one arrives.
-    """
-    buf = bytearray()
-    pending: asyncio.Future[None] | None = None
-    try:
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) >= batch:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(run_in_threadpool(writer.write, buf))
-                buf = bytearray()
-        if pending is not None:
-            await pending
-        if buf:
-            await run_in_threadpool(writer.write, buf)
-    except BaseException:
-        if pending is not None and not pending.done():
-            with contextlib.suppress(BaseException):
-                await pending  # the file must not close under a write in flight
-        writer.abort()
-        raise
 
 
 async def read_body(request: Request, limit: int) -> bytes:

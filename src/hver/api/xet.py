@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from hver.api.bodies import receive_into
 from hver.api.deps import (
     ActorDep,
     HubDep,
@@ -33,14 +34,13 @@ from hver.api.deps import (
     param,
     repo_type_from_plural,
 )
+from hver.api.files import BigFileResponse
 from hver.api.gating import require_file_access
-from hver.api.lfs import BigFileResponse
 from hver.api.util import (
     RangeNotSatisfiable,
     parse_json,
     parse_range,
     read_body,
-    receive_into,
 )
 from hver.community import pulls
 from hver.core import access, xet_edits
@@ -375,7 +375,8 @@ async def fetch(request: Request, xorb: str, hub: HubDep, signer: SignerDep) -> 
     path = hub.blobs.local_path(core_xet.xorb_key(xorb))
     if path is None:
         raise NotFound("Xorb not found.", code="EntryNotFound")
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
     try:
         start, end = parse_range(request.headers.get("range"), size) or (0, size)
     except RangeNotSatisfiable:
@@ -383,7 +384,8 @@ async def fetch(request: Request, xorb: str, hub: HubDep, signer: SignerDep) -> 
     allowed = [tuple(int(n) for n in span.split("-")) for span in spans.split(",")]
     if not any(a <= start and end - 1 <= b for a, b in allowed):
         raise Forbidden("This URL grants other byte ranges.")
-    return BigFileResponse(path, media_type="application/octet-stream",
+    # A single range goes out by sendfile (`hver.api.files`), as a whole file does.
+    return BigFileResponse(path, media_type="application/octet-stream", stat_result=stat,
                            headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from hver.api.bodies import receive_into
 from hver.api.deps import HubDep, SignerDep
-from hver.api.util import parse_json, read_body, receive_into
+from hver.api.util import parse_json, read_body
 from hver.api.xet import (
     MAX_JSON_BODY,
     XORB_BATCH,

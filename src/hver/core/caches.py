@@ -6,7 +6,12 @@
   commits a change to the tables in `WATCHED` bumps it), and for at most `cache_ttl`
   seconds, the bound for servers on other machines sharing the database.
 - **Immutable** (`hver.core.lru.Lru`): (storage key, commit, path) -> the file's metadata
-  and, for a small file kept in git, its bytes. A commit never changes.
+  and, for a small file kept in git, its bytes; (storage key, commit) -> what repo info
+  shows of the commit (`CachedCommit`) and its card. A commit never changes. Keyed by the
+  repo's storage key too: an entry says the commit was found in that repo.
+- **Made from a row** (`info_bodies`): (repo row object, downloads, commit, query) ->
+  the repo info body made from them. Keyed by the row object as read: the row read again
+  (a change, a time-to-live run out) is another object, which finds none of these.
 - **Refs are not cached**: a branch or tag is read from its loose ref file on every
   request (`loose_ref`, one small read), so a moved branch is seen at once.
 
@@ -33,6 +38,7 @@ from hver.core.stamps import Stamps
 
 if TYPE_CHECKING:
     from hver.core.accounts import Actor
+    from hver.core.cards import CardIndex
     from hver.core.tree import FileInfo
     from hver.db.models import Repo
     from hver.storage.git import GitStore
@@ -52,6 +58,10 @@ HOLDINGS = 50_000     # (repo, large file) pairs
 FILES = 20_000        # (commit, path) entries
 FILES_BYTES = 64 * 2**20  # bytes of small files' content kept, in all
 MAX_FILE_BYTES = 64 * 1024  # the largest file whose content is kept
+COMMITS = 100_000     # (repo, commit) summaries for repo info
+CARDS = 10_000        # (repo, commit) cards of revisions other than a default branch's head
+INFO_BODIES = 16 * 2**20  # bytes of repo info bodies kept, in all
+MAX_INFO_BODY = 64 * 1024  # the largest repo info body kept
 
 
 class Stamped(Generic[K, V]):
@@ -117,6 +127,14 @@ class CachedFile:
     data: bytes | None
 
 
+@dataclass(frozen=True)
+class CachedCommit:
+    """What repo info shows of a commit, besides its card and file list."""
+
+    used_storage: int  # the size of its files, in all
+    has_config: bool  # a `config.json` at the root
+
+
 def _weight(entry: CachedFile) -> int:
     return 256 + (len(entry.data) if entry.data is not None else 0)
 
@@ -136,6 +154,11 @@ class Caches:
             lambda: stamps.read("holdings"), ttl, HOLDINGS)
         self.files: Lru[tuple[str, str, str], CachedFile] = Lru(
             capacity=FILES_BYTES + FILES * 256, weight=_weight)
+        self.commits: Lru[tuple[str, str], CachedCommit] = Lru(capacity=COMMITS)
+        self.cards: Lru[tuple[str, str], CardIndex] = Lru(capacity=CARDS)
+        # (repo row, downloads, commit, blobs, expand) -> body; see the module's docstring.
+        self.info_bodies: Lru[tuple[Repo, int, str, bool, tuple[str, ...]], bytes] = Lru(
+            capacity=INFO_BODIES, weight=lambda body: 2048 + len(body))  # + the row
         self._dirs: Lru[str, str] = Lru(capacity=REPOS)
 
     def repo_dir(self, git: GitStore, storage_key: str) -> str:

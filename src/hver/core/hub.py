@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hver.config import Settings
 from hver.core.caches import WATCHED, Caches
 from hver.core.downloads import DownloadCounter
+from hver.core.rate_limits import SharedBuckets
 from hver.core.stamps import Stamps
 from hver.db.engine import Database
 from hver.storage.blobs import BlobStore, open_blob_store
@@ -26,6 +27,7 @@ class Hub:
     stamps: Stamps
     caches: Caches
     downloads: DownloadCounter
+    rate_buckets: SharedBuckets
     opened_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -48,6 +50,7 @@ class Hub:
             stamps=stamps,
             caches=Caches(stamps, settings.cache_ttl),
             downloads=downloads,
+            rate_buckets=SharedBuckets(db),
             opened_at=opened_at,
         )
 
@@ -63,5 +66,6 @@ class Hub:
 
     def close(self) -> None:
         self.downloads.close()  # the counts gathered in memory, written before the end
+        self.rate_buckets.close()  # and what was spent from the rate limits
         self.db.dispose()
         self.stamps.close()

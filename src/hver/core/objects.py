@@ -226,7 +226,10 @@ def release_held(hub: Hub, repo_pk: int, oids: Iterable[str]) -> list[str]:
     An LFS blob that no repo holds any more is removed, inside the same write
     transaction: every new holding of a blob (an upload's `core.lfs.register_object`, a
     copy) checks, under the same lock, that the blob is still there, so none can come to
-    name a removed blob. Xet chunks are not collected here."""
+    name a removed blob. Xet chunks are not collected here; the decoded copy of a Xet
+    file that no repo holds any more (`core.xet.file_cache_key`) is removed."""
+    from hver.core.xet import file_cache_key  # core.xet builds on this module
+
     wanted = set(oids)
     if not wanted:
         return []
@@ -234,6 +237,7 @@ def release_held(hub: Hub, repo_pk: int, oids: Iterable[str]) -> list[str]:
         rows = list(session.scalars(select(LfsObject).where(
             LfsObject.repo_id == repo_pk, LfsObject.oid.in_(wanted))))
         released = sorted(row.oid for row in rows)
+        xet_hashes = {row.xet_hash for row in rows if row.xet_hash is not None}
         for row in rows:
             session.delete(row)
         session.flush()
@@ -243,4 +247,10 @@ def release_held(hub: Hub, repo_pk: int, oids: Iterable[str]) -> list[str]:
         for oid in released:
             if oid not in still:
                 hub.blobs.delete(blob_key(oid))
+        named = set(session.scalars(select(LfsObject.xet_hash).where(
+            LfsObject.xet_hash.in_(xet_hashes)))) | set(session.scalars(
+                select(ContributedObject.xet_hash).where(
+                    ContributedObject.xet_hash.in_(xet_hashes))))
+        for file_hash in xet_hashes - named:
+            hub.blobs.delete(file_cache_key(file_hash))
     return released

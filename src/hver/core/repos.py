@@ -5,20 +5,46 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from math import isqrt
+from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import ClauseAdapter
 
 from hver.core import access, audit
 from hver.core.accounts import READ_PERMISSION, Actor, get_account
-from hver.core.cards import CardError, CardIndex, index_card, parse_front_matter, tag_matches
+from hver.core.cards import (
+    CardError,
+    CardIndex,
+    as_list,
+    index_card,
+    parse_front_matter,
+    tag_matches,
+)
 from hver.core.hub import Hub
 from hver.core.lru import Lru
 from hver.core.tree import suffixes_below
-from hver.db.models import Repo, RepoRedirect, utcnow
+from hver.db.models import Repo, RepoGram, RepoRedirect, RepoTag, utcnow
 from hver.errors import BadRequest, Conflict, Forbidden, RepoMoved, RepoNotFound
 from hver.names import RepoType, validate_namespace, validate_part
 from hver.storage.git import FILE_MODE, GitRepo
@@ -316,7 +342,8 @@ def refresh_index(hub: Hub, repo: Repo, git: GitRepo | None = None) -> Repo:
     """Bring the listing index of a repo up to date with its default branch.
 
     Called after commits to the default branch and whenever a reader sees the
-    index lag behind git (a crash between the ref update and this write).
+    index lag behind git (a crash between the ref update and this write). The repo's
+    `repo_tags` follow its new tags and card in the same transaction (`_repo_updated`).
     """
     git = git or hub.git.open(repo.storage_key)
     head = git.ref(f"refs/heads/{DEFAULT_BRANCH}")
@@ -366,25 +393,63 @@ def list_repos(
     offset: int = 0,
     limit: int = 100,
 ) -> list[Repo]:
-    q = select(Repo).where(Repo.type == repo_type.value, *_visible_to(actor))
-    if author:  # in any case, as namespaces are
-        q = q.where(func.lower(Repo.namespace) == author.lower())
-    for term in search:
-        like = f"%{term.lower()}%"
-        q = q.where(func.lower(Repo.namespace + "/" + Repo.name).like(like))
+    """A page of the repos of a type that `actor` may see, matching every search term (a
+    substring of the id, any case) and every filter (`core.cards.tag_matches`), in the
+    sort's order (ties by id).
+
+    Two plans, chosen per request: read the sort's index in order, testing each repo, which
+    is quick when matches are common; or, when a filter or a search term matches few repos
+    (`repo_tags`, `repo_grams`), take just those and sort them."""
     column = SORTS.get(sort or "")
     if sort and column is None:
         raise BadRequest(f"Invalid sort {sort!r}: one of {', '.join(sorted(SORTS))}.")
+    q = select(Repo)
+    if author:  # in any case, as namespaces are
+        q = q.where(func.lower(Repo.namespace) == author.lower())
     if column is None:
         q = q.order_by(Repo.id.desc() if direction < 0 else Repo.id.asc())
     else:
         q = q.order_by(column.desc() if direction < 0 else column.asc(), Repo.id.desc())
-    if not filters:
+    # What a repo's row must pass: who may see it, and the search terms.
+    on_row = [*_visible_to(actor), *(func.lower(Repo.namespace + "/" + Repo.name)
+                                     .like(f"%{term.lower()}%") for term in search)]
+    indexed = [f for f in filters if len(f) <= MAX_TAG]
+    rest = [f for f in filters if len(f) > MAX_TAG]  # longer than any row of `repo_tags`
+    few = None if author else _fewest(session, search, indexed, offset + limit)
+    # The row's tests apart, so that no database plans by its guess of what the search's
+    # LIKE leaves (PostgreSQL then reads every repo rather than the few).
+    adapt = ClauseAdapter(_ROW).traverse
+    row_test = _each_row(select(_ROW.c.id).where(_ROW.c.id == Repo.id, *map(adapt, on_row)))
+    if few is not None:
+        # Sort the few. The type is tested as an expression no index serves: given
+        # `type = ?`, SQLite walks the sort's index instead, testing each repo.
+        q = q.where(Repo.id.in_(few), Repo.type.concat("") == repo_type.value, row_test)
+        if rest:
+            return _page(session, q, rest, offset, limit)
+        # Sort the ids alone, then read the page's rows: a sort of whole rows (cards and
+        # all) costs more than finding them.
+        ids = list(session.scalars(q.with_only_columns(Repo.id).offset(offset).limit(limit)))
+        rows = {r.id: r for r in session.scalars(select(Repo).where(Repo.id.in_(ids)))}
+        return [rows[i] for i in ids if i in rows]
+    q = q.where(Repo.type == repo_type.value)
+    if indexed or search:
+        # Read the sort's index in order, testing the tags and the search's trigrams in their
+        # indexes first, and a repo's row only when those hold: most rows are never read.
+        q = q.where(*_holds(_probes(search, indexed), Repo.__table__.c.id), row_test)
+    else:
+        q = q.where(*on_row)
+    return _page(session, q, rest, offset, limit)
+
+
+def _page(session: Session, q: Select[Repo], rest: Sequence[str], offset: int,
+          limit: int) -> list[Repo]:
+    """The page of `q`'s repos that also match the filters `rest`, too long for `repo_tags`.
+
+    Those run over the candidates in order. The database first drops the rows whose JSON
+    text cannot match; the rest is read in batches, only as far as the page needs."""
+    if not rest:
         return list(session.scalars(q.offset(offset).limit(limit)))
-    # Tag filters run over the candidates in order; cards are small JSON documents. The
-    # database first drops the rows whose JSON text cannot match, and the rest is read
-    # in batches, only as far as the page needs.
-    for f in filters:
+    for f in rest:
         maybe = _may_match(f)
         if maybe is not None:
             q = q.where(maybe)
@@ -393,7 +458,7 @@ def list_repos(
     result = session.scalars(q.execution_options(yield_per=_FILTER_BATCH))
     try:
         for repo in result:
-            if all(tag_matches(f, repo.tags or [], repo.card_data) for f in filters):
+            if all(tag_matches(f, repo.tags or [], repo.card_data) for f in rest):
                 if skipped < offset:
                     skipped += 1
                     continue
@@ -403,6 +468,174 @@ def list_repos(
     finally:
         result.close()
     return out
+
+
+def _fewest(session: Session, search: Sequence[str], filters: Sequence[str],
+            want: int) -> Select[tuple[int]] | None:
+    """The ids of the repos that hold every filter's tag and every search term's trigrams (a
+    superset of the page's repos), when sorting those is cheaper than reading the sort's
+    index in order until `want` repos match; None when it is not.
+
+    Reading in order costs about want / share rows, where share = matches / repos; sorting
+    the matches costs about `matches`. So the matches are sorted when the rarest tag or
+    trigram has fewer than sqrt(want * repos) rows: each count stops there, which bounds
+    what it reads. The others are then tested on each of those rows, in the index."""
+    probes = _probes(search, filters)
+    if not probes:
+        return None
+    conn = session.connection()  # the probes are many and small: no ORM on the way
+    total = conn.scalar(_LAST_ID) or 0
+    cap = isqrt(want * total) + 1
+    best = None
+    for table, value in probes[:_COUNTED]:
+        # Is there a cap-th row? Stepping over rows costs less than counting them.
+        if conn.scalar(_BEYOND[table], {"value": value, "skip": cap - 1}) is not None:
+            continue
+        found = conn.scalar(_COUNT[table], {"value": value})
+        if found is not None and found < cap:
+            best, cap = (table, value), found
+            if found == 0:
+                break
+    if best is None:
+        return None
+    table, value = best
+    # Every other filter, and a few more trigrams (the search itself is tested on the row):
+    # PostgreSQL joins these, and its planning time grows fast with their number.
+    others = [p for p in probes if p != best and p[0] is _TAGS]
+    others += [p for p in probes if p != best and p[0] is _GRAMS][:_GRAMS_JOINED]
+    return select(table.c.repo_id).where(
+        _key(table) == value,
+        *(select(_OTHER[t].c.repo_id).where(_key(_OTHER[t]) == v,
+                                            _OTHER[t].c.repo_id == table.c.repo_id).exists()
+          for t, v in others))
+
+
+def _key(table: FromClause) -> ColumnElement[str]:
+    return table.c.tag if "tag" in table.c else table.c.gram
+
+
+_GRAMS_PER_TERM = 8
+_GRAMS_JOINED = 2
+_COUNTED = 16  # probes counted at most: a request with many terms costs no more to plan
+_TAGS, _GRAMS = RepoTag.__table__, RepoGram.__table__
+# Other rows of the same table, for the tests of a row of repo_tags or repo_grams.
+_OTHER = {_TAGS: _TAGS.alias("other_tags"), _GRAMS: _GRAMS.alias("other_grams")}
+_ROW = Repo.__table__.alias("row")  # a repo's row, for the tests of a row of an index
+_LAST_ID = select(func.max(Repo.id))
+_BEYOND = {t: select(t.c.repo_id).where(_key(t) == bindparam("value"))
+           .offset(bindparam("skip")).limit(1) for t in (_TAGS, _GRAMS)}
+_COUNT = {t: select(func.count()).select_from(t).where(_key(t) == bindparam("value"))
+          for t in (_TAGS, _GRAMS)}
+
+
+def _probes(search: Sequence[str], filters: Sequence[str]) -> list[tuple[FromClause, str]]:
+    """What a matching repo holds: each filter's row in repo_tags, and the trigrams of each
+    search term in repo_grams."""
+    out = [(_TAGS, f) for f in dict.fromkeys(filters)]
+    for term in search:
+        out += [(_GRAMS, g) for g in _term_grams(term.lower())[:_GRAMS_PER_TERM]]
+    return list(dict.fromkeys(out))
+
+
+def _holds(probes: Sequence[tuple[FromClause, str]],
+           repo_pk: ColumnElement[int]) -> list[ColumnElement[bool]]:
+    """Tests that the repo `repo_pk` names holds each probe's row (in the index: no row of
+    repos is read)."""
+    return [_each_row(select(_OTHER[t].c.repo_id)
+                      .where(_key(_OTHER[t]) == v, _OTHER[t].c.repo_id == repo_pk))
+            for t, v in probes]
+
+
+def _each_row(test: Select[tuple[int]]) -> ColumnElement[bool]:
+    """EXISTS `test`, tested on each row in turn. The OFFSET keeps PostgreSQL from making
+    it a join: with many of them, planning alone took longer than reading the rows."""
+    return test.offset(0).exists()
+
+
+def _term_grams(term: str) -> list[str]:
+    """The trigrams every id matching `LIKE '%term%'` holds: those of the term's runs of
+    literal characters (`_` and `%` are LIKE wildcards; PostgreSQL escapes with `\\`)."""
+    out: list[str] = []
+    for run in re.split(r"[_%\\]", term):
+        out += [run[i:i + 3] for i in range(len(run) - 2) if run[i:i + 3] not in out]
+    # Grams with a digit or punctuation first: they tend to be the rarer ones.
+    return sorted(out, key=lambda g: g.isalpha())
+
+
+# --- what listings find rare matches by: kept in step with every change of a repo -----
+
+MAX_TAG = 200  # `repo_tags.tag`: longer filters are tested on the card itself
+
+
+def filter_terms(tags: Sequence[str] | None, card: Mapping[str, Any] | None) -> set[str]:
+    """Every `filter=` value that `core.cards.tag_matches` accepts for a repo with these
+    index tags and card (as long as `repo_tags` holds): the tags, and `key:value` for each
+    value of the card (`library:` stands for `library_name`)."""
+    out = {t for t in tags or [] if isinstance(t, str) and t}
+    if card:
+        for key, value in card.items():
+            # "a:b:c" is key "a", value "b:c": a card key with a colon never matches.
+            if ":" in key or key == "library":
+                continue
+            out.update(f"{key}:{v}" for v in as_list(value) if v)
+        library = card.get("library_name")
+        if isinstance(library, str) and library:
+            out.add(f"library:{library}")
+    return {t for t in out if len(t) <= MAX_TAG}
+
+
+def id_grams(namespace: str, name: str) -> set[str]:
+    """The trigrams of a repo's id, lowercased, for `search=`."""
+    text = f"{namespace}/{name}".lower()
+    return {text[i:i + 3] for i in range(len(text) - 2)}
+
+
+def _old_new(target: Repo, key: str) -> tuple[Any, Any]:
+    """An attribute's value before and after the flush (`active_history` loads the old)."""
+    history = inspect(target).attrs[key].history
+    value = getattr(target, key)
+    if not history.has_changes():
+        return value, value
+    return (history.deleted[0] if history.deleted else None), value
+
+
+def _sync_listing_rows(connection: Connection, repo_pk: int,
+                       old: tuple[set[str], set[str]], new: tuple[set[str], set[str]]) -> None:
+    """Replace a repo's `repo_tags` and `repo_grams` rows (old terms, grams) by the new."""
+    for table, column, before, after in ((RepoTag, RepoTag.tag, old[0], new[0]),
+                                         (RepoGram, RepoGram.gram, old[1], new[1])):
+        gone, added = before - after, after - before
+        if gone:
+            connection.execute(delete(table).where(table.repo_id == repo_pk,
+                                                   column.in_(sorted(gone))))
+        if added:
+            connection.execute(insert(table), [{column.key: v, "repo_id": repo_pk}
+                                               for v in sorted(added)])
+
+
+@event.listens_for(Repo, "after_insert")
+def _repo_inserted(_mapper: Any, connection: Connection, target: Repo) -> None:
+    _sync_listing_rows(connection, target.id, (set(), set()),
+                       (filter_terms(target.tags, target.card_data),
+                        id_grams(target.namespace, target.name)))
+
+
+@event.listens_for(Repo, "after_update")
+def _repo_updated(_mapper: Any, connection: Connection, target: Repo) -> None:
+    (old_ns, ns), (old_name, name) = _old_new(target, "namespace"), _old_new(target, "name")
+    (old_tags, tags), (old_card, card) = _old_new(target, "tags"), _old_new(target, "card_data")
+    if (old_ns, old_name, old_tags, old_card) == (ns, name, tags, card):
+        return
+    _sync_listing_rows(connection, target.id,
+                       (filter_terms(old_tags, old_card), id_grams(old_ns, old_name)),
+                       (filter_terms(tags, card), id_grams(ns, name)))
+
+
+@event.listens_for(Repo, "after_delete")
+def _repo_deleted(_mapper: Any, connection: Connection, target: Repo) -> None:
+    _sync_listing_rows(connection, target.id,
+                       (filter_terms(target.tags, target.card_data),
+                        id_grams(target.namespace, target.name)), (set(), set()))
 
 
 _FILTER_BATCH = 100

@@ -5,60 +5,31 @@ from __future__ import annotations
 import bisect
 import re
 import stat
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from hver.core import tree_sizes
 from hver.core.lru import Lru
 from hver.errors import EntryNotFound, RevisionNotFound
 from hver.storage.git import GitRepo, TreeEntry
-from hver.storage.lfs import Pointer, parse_pointer
+from hver.storage.lfs import Pointer
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
 # An abbreviated commit id, as git and the Hub take one: 7 hex digits or more.
 _SHORT_SHA_RE = re.compile(r"[0-9a-fA-F]{7,39}\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
+class FileInfo(NamedTuple):
+    """A file or folder of a tree. A named tuple: a listing makes one per entry, and a
+    tuple is made several times faster than a frozen dataclass."""
+
     path: str
     oid: str  # git blob (or tree) sha1
     is_dir: bool
     size: int = 0  # the real content size, also for LFS files
     lfs: Pointer | None = None
     pointer_size: int = 0
-
-
-class _BlobMetaCache:
-    """Blob sha -> (size, pointer). Blobs are immutable, so entries never go stale.
-
-    Room for a listing of a repo of 250,000 files (about 250 bytes an entry): a listing
-    walks in the same order every time, so a cache smaller than the repo misses on every
-    entry."""
-
-    def __init__(self, capacity: int = 250_000) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[str, tuple[int, Pointer | None]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, git: GitRepo, sha: str) -> tuple[int, Pointer | None]:
-        with self._lock:
-            hit = self._data.get(sha)
-            if hit is not None:
-                self._data.move_to_end(sha)
-                return hit
-        data = git.blob_data(sha)
-        value = (len(data), parse_pointer(data))
-        with self._lock:
-            self._data[sha] = value
-            if len(self._data) > self.capacity:
-                self._data.popitem(last=False)
-        return value
-
-
-_meta = _BlobMetaCache()
-
 
 
 def resolve_revision(git: GitRepo, revision: str) -> str:
@@ -102,14 +73,29 @@ def branch_ref(git: GitRepo, revision: str) -> str:
 def describe(git: GitRepo, entry: TreeEntry) -> FileInfo:
     if entry.is_dir:
         return FileInfo(path=entry.path, oid=entry.sha, is_dir=True)
-    size, pointer = _meta.get(git, entry.sha)
+    size, pointer = tree_sizes.blob_meta(git, entry.sha)
     if pointer is not None:
         return FileInfo(entry.path, entry.sha, False, pointer.size, pointer, size)
     return FileInfo(entry.path, entry.sha, False, size)
 
 
+# (repository, commit id) -> its root tree's id: a commit never changes.
+_roots = Lru[tuple[str, str], str](capacity=100_000)
+
+
 def root_tree(git: GitRepo, commit: str) -> str:
-    return git.commit(commit).tree
+    key = (str(git.path), commit)
+    hit = _roots.get(key)
+    if hit is None:
+        hit = _roots.put(key, git.commit(commit).tree)
+    return hit
+
+
+def has_commit(git: GitRepo, sha: str) -> bool:
+    """Whether `sha` is a commit of this repository (remembered once known)."""
+    if _roots.get((str(git.path), sha)) is not None:
+        return True
+    return git.has_commit(sha)
 
 
 def get_entry(git: GitRepo, commit: str, path: str) -> FileInfo:
@@ -133,12 +119,40 @@ def list_tree(git: GitRepo, commit: str, path: str, recursive: bool,
 
     `after` (an entry's `entry_key`) resumes the listing after that entry, seeking through
     each folder's sorted names: a page of a listing costs the page, not the pages before."""
+    for folder, i, j in list_runs(git, commit, path, recursive, after):
+        yield from folder.entries[i:j]
+
+
+def list_runs(git: GitRepo, commit: str, path: str, recursive: bool,
+              after: str | None = None) -> Iterator[Run]:
+    """`list_tree` as runs of one folder's entries, `folder.entries[i:j]`: what takes a
+    listing's page a folder at a time (each folder is the same object while it is cached,
+    so what is made of it can be kept with it)."""
     base = get_entry(git, commit, path)
     if not base.is_dir:
         if after is None:
-            yield base
+            yield Folder.of_file(base), 0, 1
         return
-    yield from _walk(git, base.oid, f"{path}/" if path else "", recursive, after)
+    yield from _runs(git, base.oid, f"{path}/" if path else "", recursive, after)
+
+
+def page_runs(git: GitRepo, commit: str, path: str, recursive: bool, after: str | None,
+              limit: int) -> tuple[list[Run], bool]:
+    """The first `limit` entries of `list_tree` as runs, and whether more follow."""
+    out: list[Run] = []
+    room = limit
+    runs = list_runs(git, commit, path, recursive, after)
+    for folder, i, j in runs:
+        if i == j:
+            continue
+        if room == 0:
+            return out, True
+        if j - i > room:
+            out.append((folder, i, i + room))
+            return out, True
+        out.append((folder, i, j))
+        room -= j - i
+    return out, False
 
 
 def entry_key(info: FileInfo) -> str:
@@ -148,41 +162,83 @@ def entry_key(info: FileInfo) -> str:
     return f"{info.path}/" if info.is_dir else info.path
 
 
-@dataclass(frozen=True)
-class _Folder:
-    """A tree's entries at a path, described, and their `entry_key`s."""
+class Folder:
+    """A tree's entries at a path: the tree's columns (`tree_sizes.Entries`), each entry's
+    path and `entry_key`, made a folder at a time; the entries as `FileInfo`s made when
+    first asked for (a listing's page is encoded from the columns)."""
 
-    entries: tuple[FileInfo, ...]
-    keys: list[str]
+    __slots__ = ("columns", "paths", "keys", "_entries")
 
+    def __init__(self, prefix: str, columns: tree_sizes.Entries) -> None:
+        self.columns = columns
+        names = columns.names
+        self.paths = (prefix + ("\0" + prefix).join(names)).split("\0") if names else []
+        self.keys = list(self.paths)
+        for d in columns.folders:
+            self.keys[d] += "/"
+        self._entries: tuple[FileInfo, ...] | None = None
+
+    @classmethod
+    def of_file(cls, info: FileInfo) -> Folder:
+        lfs = {0: (info.lfs.oid, info.lfs.size)} if info.lfs is not None else {}
+        size = info.pointer_size if info.lfs is not None else info.size
+        return cls("", tree_sizes.Entries([info.path], [0o100644], [info.oid], [size], [], lfs))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def entries(self) -> tuple[FileInfo, ...]:
+        if self._entries is None:  # two threads may both make them: the same either way
+            c, new = self.columns, tuple.__new__  # FileInfo(...) without its keywords
+            made = [new(FileInfo, (path, sha, False, size, None, 0))
+                    for path, sha, size in zip(self.paths, c.shas, c.sizes, strict=True)]
+            for k in (*c.folders, *c.lfs):
+                made[k] = self.entry(k)
+            self._entries = tuple(made)
+        return self._entries
+
+    def entry(self, k: int) -> FileInfo:
+        c = self.columns
+        if stat.S_ISDIR(c.modes[k]):
+            return FileInfo(self.paths[k], c.shas[k], True)
+        pointed = c.lfs.get(k)
+        if pointed is None:
+            return FileInfo(self.paths[k], c.shas[k], False, c.sizes[k])
+        return FileInfo(self.paths[k], c.shas[k], False, pointed[1], Pointer(*pointed), c.sizes[k])
+
+
+Run = tuple[Folder, int, int]  # folder.entries[i:j]
 
 # (tree id, path) -> the folder described, weighed in entries (~350 bytes each).
-_folders = Lru[tuple[str, str], _Folder](capacity=250_000, weight=lambda f: len(f.keys) + 1)
+_folders = Lru[tuple[str, str], Folder](capacity=250_000, weight=lambda f: len(f) + 1)
 
 
-def _folder(git: GitRepo, tree_sha: str, prefix: str) -> _Folder:
+def _folder(git: GitRepo, tree_sha: str, prefix: str) -> Folder:
     hit = _folders.get((tree_sha, prefix))
     if hit is None:
-        entries = tuple(describe(git, TreeEntry(f"{prefix}{e.path}", e.mode, e.sha))
-                        for e in git.tree(tree_sha))
-        hit = _folders.put((tree_sha, prefix), _Folder(entries, [entry_key(f) for f in entries]))
+        hit = _folders.put((tree_sha, prefix), Folder(prefix, tree_sizes.entries(git, tree_sha)))
     return hit
 
 
-def _walk(git: GitRepo, tree_sha: str, prefix: str, recursive: bool,
-          after: str | None) -> Iterator[FileInfo]:
+def _runs(git: GitRepo, tree_sha: str, prefix: str, recursive: bool,
+          after: str | None) -> Iterator[Run]:
     folder = _folder(git, tree_sha, prefix)
-    start = 0
+    start, end = 0, len(folder)
     if after is not None:
         start = bisect.bisect_right(folder.keys, after)
         if recursive and start > 0:
-            last, key = folder.entries[start - 1], folder.keys[start - 1]
-            if last.is_dir and after.startswith(key):  # resume inside that folder
-                yield from _walk(git, last.oid, key, True, after)
-    for f in folder.entries[start:]:
-        yield f
-        if recursive and f.is_dir:
-            yield from _walk(git, f.oid, f"{f.path}/", True, None)
+            key = folder.keys[start - 1]
+            if key.endswith("/") and after.startswith(key):  # resume inside that folder
+                yield from _runs(git, folder.columns.shas[start - 1], key, True, after)
+    if recursive:  # each folder's entries right after it
+        folders = folder.columns.folders
+        for d in folders[bisect.bisect_left(folders, start):]:
+            yield folder, start, d + 1
+            yield from _runs(git, folder.columns.shas[d], folder.keys[d], True, None)
+            start = d + 1
+    if start < end:
+        yield folder, start, end
 
 
 def paths_info(git: GitRepo, commit: str, paths: Iterable[str]) -> list[FileInfo]:

@@ -1,7 +1,8 @@
 """The size of a folder at a revision: every file below it, large files at their real size.
 
 A tree's total depends only on its content, so it is cached by the tree's git id and a
-folder that did not change between commits is never summed twice.
+folder that did not change between commits is never summed twice; the sizes come from the
+trees' records (`hver.core.tree_sizes`), so a fresh server reads no blob twice either.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import stat
 import threading
 from collections import OrderedDict
 
-from hver.core.tree import describe, get_entry
-from hver.storage.git import GitRepo, TreeEntry
+from hver.core import tree_sizes
+from hver.core.tree import get_entry
+from hver.storage.git import GitRepo
 
 
 def tree_size(git: GitRepo, commit: str, path: str) -> int:
@@ -28,11 +30,13 @@ def _tree_total(git: GitRepo, sha: str) -> int:
     if hit is not None:
         return hit
     total = 0
-    for e in git.tree(sha):
-        if e.is_dir:
-            total += _tree_total(git, e.sha)
-        elif stat.S_ISREG(e.mode):
-            total += describe(git, TreeEntry(e.path, e.mode, e.sha)).size
+    found = tree_sizes.entries(git, sha)
+    for k, mode in enumerate(found.modes):
+        if stat.S_ISDIR(mode):
+            total += _tree_total(git, found.shas[k])
+        elif stat.S_ISREG(mode):
+            pointed = found.lfs.get(k)
+            total += found.sizes[k] if pointed is None else pointed[1]
     _cache.put(sha, total)
     return total
 

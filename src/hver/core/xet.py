@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import mmap
 import os
 import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +63,7 @@ from hver.xet.hashing import (
     verification_hash,
 )
 from hver.xet.shard import CasInfo, Shard, ShardError, Term, parse_shard, serialize_shard
-from hver.xet.xorb import XorbError, XorbIndex, XorbParser, decode_chunks
+from hver.xet.xorb import XorbError, XorbIndex, XorbParser, decode_range, index_xorb
 
 MAX_SHARD_SIZE = 64 * 1024 * 1024
 DEDUP_MAX_XORBS = 64  # xorbs described in one global-dedup answer
@@ -228,7 +231,10 @@ _indexes = _IndexCache()
 
 
 class XorbUpload:
-    """Streams an uploaded xorb through the parser into a staging file; `commit` stores it."""
+    """Streams an uploaded xorb through the parser into a staging file; `commit` stores it.
+
+    The parser checks and hashes each chunk where it lies in the piece received; the
+    pieces are written as they came (only a chunk split between two pieces is copied)."""
 
     def __init__(self, hub: Hub, token: CasToken, xorb: str) -> None:
         with hub.db.read() as session:
@@ -241,7 +247,7 @@ class XorbUpload:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         try:
-            self.file.write(self.parser.feed(data))
+            self.file.writelines(self.parser.feed_parts(data))
         except XorbError as exc:
             raise BadRequest(f"Invalid xorb: {exc}", code="InvalidXorb") from None
 
@@ -259,10 +265,7 @@ class XorbUpload:
                 index = self.parser.finish()
             except XorbError as exc:
                 raise BadRequest(f"Invalid xorb: {exc}", code="InvalidXorb") from None
-            actual = hex_hash(index.hash())
-            if actual != self.xorb:
-                raise BadRequest(f"Xorb hash mismatch: the body hashes to {actual}.",
-                                 code="HashMismatch")
+            _check_xorb_hash(index, self.xorb)
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
@@ -270,15 +273,65 @@ class XorbUpload:
         except BaseException:
             self.abort()
             raise
-        if not ours and not _xorb_recorded(self.hub, self.xorb):
-            index = _index_stored(self.hub, self.xorb)
         assert self.token.account_id is not None  # write tokens are a user's
-        return _record_xorb(self.hub, self.xorb, index, self.token.account_id)
+        return _stored(self.hub, self.xorb, index, ours, self.token.account_id)
 
     def abort(self) -> None:
         if not self.file.closed:
             self.file.close()
         self.path.unlink(missing_ok=True)
+
+
+def store_xorb_file(hub: Hub, token: CasToken, xorb: str, path: Path) -> bool:
+    """`XorbUpload` for a body already in a staging file of the store's (a grant's upload):
+    checked and hashed where it lies, a footer cut off, and the file itself moved into
+    the store, so its bytes are neither read into memory nor copied. The file is gone
+    afterwards either way. True when the token's account had not sent the xorb before."""
+    try:
+        with hub.db.read() as session:
+            authorize(session, token, write=True)
+        check_hash(xorb)
+        with path.open("r+b") as fh:
+            index = _index_file(fh)
+            _check_xorb_hash(index, xorb)
+            if os.fstat(fh.fileno()).st_size != index.offsets[-1]:
+                fh.truncate(index.offsets[-1])  # the footer: not part of the stored xorb
+            os.fsync(fh.fileno())
+        ours = hub.blobs.put_staged(xorb_key(xorb), path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    assert token.account_id is not None  # write tokens are a user's
+    return _stored(hub, xorb, index, ours, token.account_id)
+
+
+def _index_file(fh: BinaryIO) -> XorbIndex:
+    """The checked index of the xorb body in an open file, read through a mapping."""
+    if os.fstat(fh.fileno()).st_size == 0:
+        raise BadRequest("Invalid xorb: empty xorb", code="InvalidXorb")
+    problem = None
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        try:
+            index = index_xorb(memoryview(mapped))
+        except XorbError as exc:
+            problem = str(exc)  # leaves the except block: no frame keeps a view of the map
+    if problem is not None:
+        raise BadRequest(f"Invalid xorb: {problem}", code="InvalidXorb")
+    return index
+
+
+def _check_xorb_hash(index: XorbIndex, xorb: str) -> None:
+    actual = hex_hash(index.hash())
+    if actual != xorb:
+        raise BadRequest(f"Xorb hash mismatch: the body hashes to {actual}.",
+                         code="HashMismatch")
+
+
+def _stored(hub: Hub, xorb: str, index: XorbIndex, ours: bool, account_id: int) -> bool:
+    """Record a xorb once its bytes are in the store (`ours`: by this upload)."""
+    if not ours and not _xorb_recorded(hub, xorb):
+        index = _index_stored(hub, xorb)
+    return _record_xorb(hub, xorb, index, account_id)
 
 
 def _xorb_recorded(hub: Hub, xorb: str) -> bool:
@@ -288,11 +341,11 @@ def _xorb_recorded(hub: Hub, xorb: str) -> bool:
 
 def _index_stored(hub: Hub, xorb: str) -> XorbIndex:
     """The chunk index of the stored copy of a xorb (which was checked when it was stored)."""
-    parser = XorbParser()
     with hub.blobs.open(xorb_key(xorb)) as fh:
-        while data := fh.read(READ_BATCH):
-            parser.feed(data)
-    index = parser.finish()
+        try:
+            index = _index_file(fh)
+        except BadRequest as exc:
+            raise HverError(f"Stored xorb {xorb} is not a valid xorb.") from exc
     if hex_hash(index.hash()) != xorb:  # the store lost or changed bytes: nothing to index
         raise HverError(f"Stored xorb {xorb} does not hash to its name.")
     return index
@@ -742,8 +795,9 @@ def _fetches(terms: list[Term], indexes: dict[str, XorbIndex]) -> list[Fetch]:
     return out
 
 
-def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Iterator[bytes]:
-    """Bytes [start, end) of the file, decoded from its xorbs a few MiB at a time."""
+def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Generator[bytes]:
+    """Bytes [start, end) of the file, decoded from its xorbs a few MiB at a time (one
+    piece per read: a consumer in another thread pays one hop per piece)."""
     if end <= start:
         return
     p = plan(hub, file, start, end)
@@ -762,18 +816,116 @@ def iter_content(hub: Hub, file: XetFileInfo, start: int, end: int) -> Iterator[
                        and idx.offsets[stop + 1] - idx.offsets[c] <= READ_BATCH):
                     stop += 1
                 fh.seek(idx.offsets[c])
-                data = fh.read(idx.offsets[stop] - idx.offsets[c])
-                for piece in decode_chunks(data):
-                    if skip >= len(piece):
-                        skip -= len(piece)
-                        continue
-                    out = piece[skip:skip + remaining]
-                    skip = 0
-                    remaining -= len(out)
-                    yield out
-                    if remaining <= 0:
-                        return
+                piece = decode_range(fh.read(idx.offsets[stop] - idx.offsets[c]))
                 c = stop
+                if skip >= len(piece):
+                    skip -= len(piece)
+                    continue
+                if skip or len(piece) - skip > remaining:
+                    piece = piece[skip:skip + remaining]
+                skip = 0
+                remaining -= len(piece)
+                yield piece
+
+
+# -- whole files for plain HTTP -----------------------------------------------------------------
+#
+# A plain HTTP client reads a Xet file decoded, which costs the server about a second of CPU
+# per GiB. The first whole read of a file keeps what it decoded as a blob, `file_cache_key`;
+# later reads (and ranges of them) are sent from it by sendfile. The blob is named by the
+# Xet file hash: it is found only from a file a reader was already allowed to read (the
+# caller's `core.objects` check), and no route serves a blob key it is given. It is written
+# to a staging file, fsynced and moved into place (first writer wins), so readers never see
+# a partial one; it can be removed at any time (the next whole read makes it again).
+
+CACHE_MIN_SIZE = 4 * 1024 * 1024  # smaller files decode fast enough
+
+
+def file_cache_key(file_hash: str) -> str:
+    return f"xet/files/{file_hash[:2]}/{file_hash}"
+
+
+def cached_file(hub: Hub, file: XetFileInfo) -> Path | None:
+    """Where the whole decoded file is kept as a blob, if it is. A copy of the wrong size
+    (damaged outside the hub) is removed, so that the next whole read makes it again."""
+    key = file_cache_key(check_hash(file.file_hash))
+    path = hub.blobs.local_path(key)
+    if path is None:
+        return None
+    try:
+        if path.stat().st_size == file.size:
+            return path
+    except FileNotFoundError:
+        return None
+    hub.blobs.delete(key)
+    return None
+
+
+class _Filling:
+    """The files this process is caching now: one request fills a file, the others decode."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.files: set[str] = set()
+
+    def claim(self, file_hash: str) -> bool:
+        with self.lock:
+            if file_hash in self.files:
+                return False
+            self.files.add(file_hash)
+            return True
+
+    def release(self, file_hash: str) -> None:
+        with self.lock:
+            self.files.discard(file_hash)
+
+
+_filling = _Filling()
+
+
+class CacheFill:
+    """Keeps the pieces of one whole read of a file, in order; `finish` stores them as the
+    file's cached blob if they are all there, `abort` drops them. Exactly one of the two
+    must be called."""
+
+    def __init__(self, hub: Hub, file: XetFileInfo) -> None:
+        self.hub = hub
+        self.file = file
+        self.size = 0
+        self.out, self.path = hub.blobs.staging_file()
+
+    @classmethod
+    def start(cls, hub: Hub, file: XetFileInfo) -> CacheFill | None:
+        """A fill for a file worth caching that no other request of this process fills."""
+        if file.size < CACHE_MIN_SIZE or not _filling.claim(file.file_hash):
+            return None
+        try:
+            return cls(hub, file)
+        except BaseException:
+            _filling.release(file.file_hash)
+            raise
+
+    def write(self, piece: bytes) -> None:
+        self.size += len(piece)
+        self.out.write(piece)
+
+    def finish(self) -> bool:
+        """Store the file's blob if every byte was written; True when this call stored it."""
+        try:
+            if self.size != self.file.size:
+                return False
+            self.out.flush()
+            os.fsync(self.out.fileno())
+            self.out.close()
+            return self.hub.blobs.put_staged(file_cache_key(self.file.file_hash), self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if not self.out.closed:
+            self.out.close()
+        self.path.unlink(missing_ok=True)
+        _filling.release(self.file.file_hash)
 
 
 # -- global dedup -------------------------------------------------------------------------------

@@ -9,31 +9,31 @@
    the account, until the grant expires (`check_upload`); it only stages the bytes
    (`UploadWriter`), under a name bound to the xorb, the repo and the account, so a
    repeated grant replaces what an earlier one staged.
-3. `commit_grant`: the same token's holder takes the staged bytes and runs them through
-   `core.xet.XorbUpload`, as `POST /v1/xorbs` does: the token is authorised again, the
-   xorb validated and hashed, stored once (first writer wins), the stored copy indexed
-   and the xorb recorded for the account. Until then staged bytes are nobody's: no route
-   reads them, a commit by another account or repo finds nothing under its own name, and
-   those never committed are swept once older than the grant's lifetime.
+3. `commit_grant`: the same token's holder takes the staged bytes and checks them as
+   `POST /v1/xorbs` does (`core.xet.store_xorb_file`): the token is authorised again, the
+   xorb validated and hashed where it lies, and the staged file itself (a footer cut
+   off) moved into the store, not copied: stored once (first writer wins), the stored
+   copy indexed and the xorb recorded for the account. Until then staged bytes are
+   nobody's: no route reads them, a commit by another account or repo finds nothing
+   under its own name, and those never committed are swept once older than the grant's
+   lifetime.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from hver.core.hub import Hub
 from hver.core.lfs import repo_by_pk
 from hver.core.signing import Signer
-from hver.core.xet import READ_BATCH, CasToken, XorbUpload, authorize, check_hash
+from hver.core.xet import CasToken, authorize, check_hash, store_xorb_file
 from hver.db.models import XetXorbUpload
 from hver.errors import BadRequest, Forbidden, NotFound
 from hver.storage.blobs import UploadTarget
@@ -148,8 +148,9 @@ class UploadWriter:
             if self.size != self.length:
                 raise BadRequest(f"The body has {self.size} bytes, not the {self.length} "
                                  "bytes granted.")
-            self.file.flush()
-            os.fsync(self.file.fileno())
+            # Not fsynced here: staged bytes are nobody's until committed, and the
+            # commit fsyncs the very file it stores (a crash before it only costs a
+            # new grant and upload).
             self.file.close()
             self.hub.blobs.put_upload(self.name, self.path)
         except BaseException:
@@ -170,29 +171,17 @@ def commit_grant(hub: Hub, signer: Signer, token: CasToken, xorb: str, grant_id:
     if not GRANT_ID.fullmatch(grant_id):
         raise NotFound("No upload grant with this id.", code="EntryNotFound")
     sweep(hub)
-    writer = XorbUpload(hub, token, xorb)  # authorises the token, as every CAS call
+    with hub.db.read() as session:
+        authorize(session, token, write=True)  # as every CAS call
     assert token.account_id is not None
     name = _upload_name(signer, xorb, token.repo_id, token.storage_key, token.account_id)
     taken = hub.blobs.take_upload(name, hub.settings.signed_url_ttl)
     if taken is None:
-        writer.abort()
         if _sent_by(hub, xorb, token.account_id):
             return False  # committed already (a retried commit)
         raise NotFound("Nothing was uploaded for this grant.", code="EntryNotFound")
-    try:
-        _feed(writer, taken)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        taken.unlink(missing_ok=True)
-    return writer.commit()
-
-
-def _feed(writer: XorbUpload, path: Path) -> None:
-    with path.open("rb") as fh:
-        while data := fh.read(READ_BATCH):
-            writer.write(data)
+    # Checked where it lies and moved into the store: the staged file is the xorb.
+    return store_xorb_file(hub, token, xorb, taken)
 
 
 class _Sweeper:

@@ -56,7 +56,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            if conn.get_execution_options().get("hver_write"):
+            options = conn.get_execution_options()
+            if options.get("hver_write") or options.get("hver_atomic"):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 conn.exec_driver_sql("BEGIN")
@@ -98,6 +99,9 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(hver_write=True), expire_on_commit=False
         )
+        self._atomic = sessionmaker(
+            self.engine.execution_options(hver_atomic=True), expire_on_commit=False
+        )
         if watched and on_change is not None:
             for maker in (self._read, self._write):
                 _track_changes(maker, watched, on_change)
@@ -114,6 +118,14 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One transaction holding the write lock; committed on success, rolled back on error."""
         with self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def atomic(self) -> Iterator[Session]:
+        """A transaction of statements atomic by themselves (upserts of one row each), which
+        needs no order with other writers: SQLite's writer lock (any write takes it), not
+        the database-wide lock `write` takes on PostgreSQL."""
+        with self._atomic() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -96,16 +97,19 @@ class Repo(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(8))
-    namespace: Mapped[str] = mapped_column(String(96), index=True)
-    name: Mapped[str] = mapped_column(String(96))
+    # Old values of what `repo_tags` and `repo_grams` are derived from are loaded before a
+    # change, so the rows derived from them can be found and replaced (`core.repos`).
+    namespace: Mapped[str] = mapped_column(String(96), index=True, active_history=True)
+    name: Mapped[str] = mapped_column(String(96), active_history=True)
     storage_key: Mapped[str] = mapped_column(String(64), unique=True)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     gated: Mapped[str | None] = mapped_column(String(8), nullable=True)  # None|"auto"|"manual"
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_modified: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sha: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    card_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    card_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True,
+                                                            active_history=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, active_history=True)
     pipeline_tag: Mapped[str | None] = mapped_column(String(64), nullable=True)
     library_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
@@ -130,6 +134,33 @@ for _sort in ("id", "last_modified", "created_at", "downloads", "likes"):
 # Account names are unique whatever their case too (`core.accounts._new_account` checks);
 # namespaces are looked up through this index, as repo ids are.
 Index("ix_accounts_lower_name", func.lower(Account.name))
+
+
+# Listings at scale (`core.repos.list_repos`): what a filter or a search can match, one row
+# per repo and value, so a rare match is found without reading every repo. No foreign key:
+# a repo's rows go with it by their values (`core.repos`), and ids are never reused, so a
+# row left behind could only name no repo; an index on repo_id for a cascade would cost as
+# much as the table.
+WITHOUT_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
+
+
+class RepoTag(Base):
+    """A `filter=` value that matches the repo (`core.cards.tag_matches`): its index tags,
+    and `key:value` for the values of its card."""
+
+    __tablename__ = "repo_tags"
+    __table_args__ = WITHOUT_ROWID
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    repo_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class RepoGram(Base):
+    """A trigram of the repo's id, lowercased: `search=` looks for a substring of the id."""
+
+    __tablename__ = "repo_grams"
+    __table_args__ = WITHOUT_ROWID
+    gram: Mapped[str] = mapped_column(String(3), primary_key=True)
+    repo_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class RepoRedirect(Base):
@@ -334,3 +365,28 @@ class ContributedObject(Base):
     xet_hash: Mapped[str | None] = mapped_column(
         ForeignKey("xet_files.file_hash"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RateBucket(Base):
+    """A rate-limit bucket every worker and server shares (`hver.core.rate_limits`): what
+    is left of a minute's budget (`tokens`, below zero when overspent) at `stamp`
+    (seconds since the epoch). Keyed by limiter and a keyed hash of the credential or
+    address, never the credential. A row idle for two windows is full, and swept."""
+
+    __tablename__ = "rate_buckets"
+    key: Mapped[bytes] = mapped_column(LargeBinary(48), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SignInFailure(Base):
+    """Failed password sign-ins of one account name (a keyed hash of it), shared by every
+    worker and server (`hver.core.login_throttle`). Times are seconds since the epoch."""
+
+    __tablename__ = "sign_in_failures"
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    pending_since: Mapped[float] = mapped_column(Float, default=0.0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    last: Mapped[float] = mapped_column(Float, index=True)

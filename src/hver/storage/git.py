@@ -7,6 +7,7 @@ point, so a crash before it leaves only unreachable objects.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import stat
@@ -29,6 +30,10 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 LOCK_WAIT_S = 10.0  # how long a ref update waits for another writer's lock
 STALE_LOCK_S = 30.0  # a ref lock this old was left by a crash (of a worker, while serving)
+
+
+CACHE_DIR = "hver-cache"
+CACHE_TMP_PREFIX = ".tmp-"  # a cache file being written, renamed into place when whole
 
 
 def _oid(sha: str) -> ObjectID:
@@ -66,7 +71,18 @@ class GitRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.repo = DulwichRepo(str(path))
+
+    @functools.cached_property
+    def repo(self) -> DulwichRepo:
+        """The dulwich repository, opened on first use (opening reads its config: a request
+        answered from caches never pays for it)."""
+        return DulwichRepo(str(self.path))
+
+    @functools.cached_property
+    def cache_dir(self) -> Path:
+        """Where derived facts about this repository's objects are kept (records of what
+        a tree holds): inside it, so they go with it, and safe to delete at any time."""
+        return self.path / CACHE_DIR
 
     # -- refs -----------------------------------------------------------------
     def ref(self, name: str) -> str | None:
@@ -444,9 +460,10 @@ class GitStore:
     def remove_stale_locks(self, before: float) -> int:
         """Remove the lock files a killed server left in the repositories: every `*.lock`
         (refs, packed-refs, config, loose objects) last changed before `before`, the time
-        this server started. Run once at start, before serving: this server's writers take
-        their locks later, and another server must not be writing to the same repos then.
-        Returns how many were removed."""
+        this server started, and the cache files it was writing (`CACHE_TMP_PREFIX`). Run
+        once at start, before serving: this server's writers take their locks later, and
+        another server must not be writing to the same repos then. Returns how many lock
+        files were removed."""
         removed = 0
         for repo in self.root.glob("*/*.git"):
             for folder, _dirs, files in os.walk(repo):
@@ -454,6 +471,8 @@ class GitStore:
                     if name.endswith(".lock") and _remove_if_older(
                             os.path.join(folder, name), before):
                         removed += 1
+                    elif name.startswith(CACHE_TMP_PREFIX):
+                        _remove_if_older(os.path.join(folder, name), before)
         return removed
 
 

@@ -16,6 +16,7 @@ from hver.api.deps import get_hub
 from hver.core import sessions
 from hver.core.login_throttle import LoginThrottle, SignInThrottled
 from hver.core.sessions import SESSION_TTL
+from hver.db.engine import Database
 from hver.errors import Unauthorized
 from hver.web.pages import _common, render
 from hver.web.session import (
@@ -36,8 +37,16 @@ def _throttle(request: Request) -> LoginThrottle:
     state = request.app.state
     throttle: LoginThrottle | None = getattr(state, "login_throttle", None)
     if throttle is None:
-        throttle = state.login_throttle = LoginThrottle()
+        throttle = state.login_throttle = LoginThrottle(db=state.hub.db,
+                                                        secret=state.signer.key)
     return throttle
+
+
+def _sign_in(throttle: LoginThrottle, db: Database, name: str, password: str,
+             source: str | None) -> str:
+    """A password check under the account's throttle (blocking: from a worker thread)."""
+    with throttle.attempt(name):
+        return sessions.sign_in(db, name, password, source)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -61,8 +70,8 @@ async def login(request: Request) -> Response:
     try:
         if not name or not isinstance(password, str) or not password:
             raise Unauthorized("Enter your username and password.")
-        with _throttle(request).attempt(name):
-            secret = await run_in_threadpool(sessions.sign_in, hub.db, name, password, source)
+        secret = await run_in_threadpool(_sign_in, _throttle(request), hub.db, name, password,
+                                         source)
     except SignInThrottled as exc:
         request.state.hver_actor = None
         page = render("login.html", status=exc.status, next_url=next_url,

@@ -231,19 +231,24 @@ def usage(repo_type: RepoType, repo_id: str, endpoint: str) -> list[tuple[str, s
     """The "Use this ..." snippets: (label, code)."""
     flag = "" if repo_type is RepoType.model else f" --repo-type {repo_type.value}"
     cli = f"export HF_ENDPOINT={endpoint}\nhf download {repo_id}{flag}"
+    folder = repo_id.rsplit("/", 1)[-1]
+    clone = ("git", "git lfs install\n"
+             f"git clone {endpoint}/{repo_type.url_prefix}{repo_id}\n"
+             f"# to push: a token of yours as the password\n"
+             f"cd {folder} && git push")
     if repo_type is RepoType.model:
         lib = ("transformers", "import os\n"
                f'os.environ["HF_ENDPOINT"] = "{endpoint}"\n\n'
                "from transformers import AutoModel\n\n"
                f'model = AutoModel.from_pretrained("{repo_id}")')
-        return [lib, ("hf CLI", cli)]
+        return [lib, ("hf CLI", cli), clone]
     if repo_type is RepoType.dataset:
         lib = ("datasets", "import os\n"
                f'os.environ["HF_ENDPOINT"] = "{endpoint}"\n\n'
                "from datasets import load_dataset\n\n"
                f'ds = load_dataset("{repo_id}")')
-        return [lib, ("hf CLI", cli)]
-    return [("hf CLI", cli)]
+        return [lib, ("hf CLI", cli), clone]
+    return [("hf CLI", cli), clone]
 
 
 # --- error pages ---------------------------------------------------------------------------

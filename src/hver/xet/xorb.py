@@ -159,8 +159,10 @@ class XorbIndex:
 class XorbParser:
     """Incremental parser of an uploaded xorb body.
 
-    `feed` returns the bytes to store (whole, validated chunks); only one partial chunk is
-    buffered. A trailing ``XorbObjectInfo`` footer is accepted and dropped.
+    `feed` returns the bytes to store (whole, validated chunks). Chunks are checked and
+    hashed where they lie in the piece fed, without a copy; only a chunk split between
+    two pieces is gathered in a buffer. A trailing ``XorbObjectInfo`` footer is accepted
+    and dropped.
     """
 
     def __init__(self) -> None:
@@ -175,48 +177,88 @@ class XorbParser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Consume the next piece of the body; returns the stored bytes it completes."""
+        parts = self.feed_parts(data)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def feed_parts(self, data: bytes | bytearray | memoryview) -> list[bytes | memoryview]:
+        """`feed`, the stored bytes as pieces: views of `data` where whole chunks lie in it
+        (valid while `data` is), so that a caller writing them copies nothing."""
         if self._in_footer:
             self._add_footer(len(data))
-            return b""
-        buffer = self._buffer
-        buffer += data
+            return []
+        view = memoryview(data).cast("B")
+        out: list[bytes | memoryview] = []
         pos = 0
-        with memoryview(buffer) as view:
-            while pos < len(buffer):
-                offset = self._stored + pos
-                if buffer[pos] != 0:
-                    head = bytes(view[pos : pos + len(_FOOTER_TAG)])
-                    if head == _FOOTER_TAG:
-                        self._in_footer = True
-                        break
-                    if len(head) < len(_FOOTER_TAG) and _FOOTER_TAG.startswith(head):
-                        break  # maybe a footer: wait for more bytes
-                    raise XorbError(f"unsupported chunk header version {buffer[pos]} at {offset}")
-                if len(buffer) - pos < HEADER_SIZE:
-                    break
-                payload_size, scheme, size = _parse_header(view[pos : pos + HEADER_SIZE], offset)
-                end = pos + HEADER_SIZE + payload_size
-                if self._stored + end > MAX_XORB_BODY:
-                    raise XorbError(f"xorb body exceeds {MAX_XORB_BODY} bytes")
-                if end > len(buffer):
-                    break
-                chunk = _decode(view[pos + HEADER_SIZE : end], scheme, size)
-                self._unpacked += size
-                if self._unpacked > MAX_XORB_SIZE or len(self._sizes) >= MAX_XORB_CHUNKS:
-                    raise XorbError(f"xorb holds more than {MAX_XORB_SIZE} bytes or "
-                                    f"{MAX_XORB_CHUNKS} chunks")
-                self._hashes.append(chunk_hash(chunk))
-                self._sizes.append(size)
-                self._offsets.append(offset)
-                pos = end
-            out = bytes(view[:pos])
-        self._stored += pos
-        if self._in_footer:
-            self._add_footer(len(buffer) - pos)
-            buffer.clear()
-        else:
-            del buffer[:pos]
+        buffer = self._buffer
+        while buffer and pos < len(view):  # complete the chunk the last piece began
+            take = view[pos : pos + self._missing()]
+            buffer += take
+            pos += len(take)
+            with memoryview(buffer) as held:
+                done = self._scan(held)
+            if done:
+                out.append(bytes(buffer))
+                buffer.clear()
+            if self._in_footer:
+                self._add_footer(len(buffer) + len(view) - pos)
+                buffer.clear()
+                return out
+        if pos < len(view) and not buffer:
+            rest = view[pos:]
+            done = self._scan(rest)
+            if done:
+                out.append(rest[:done])
+            if self._in_footer:
+                self._add_footer(len(rest) - done)
+            else:
+                buffer += rest[done:]
         return out
+
+    def _missing(self) -> int:
+        """How many more bytes the buffered start of a chunk (or footer) needs."""
+        have = len(self._buffer)
+        if self._buffer[0] != 0:
+            return max(len(_FOOTER_TAG) - have, 0) or 1
+        if have < HEADER_SIZE:
+            return HEADER_SIZE - have
+        payload_size, _, _ = _parse_header(self._buffer[:HEADER_SIZE], self._stored)
+        return HEADER_SIZE + payload_size - have
+
+    def _scan(self, view: memoryview) -> int:
+        """Check and hash the whole chunks at the start of `view`, which begins at stored
+        offset `self._stored`; returns how many bytes they take (and moves `_stored`)."""
+        pos = 0
+        n = len(view)
+        while pos < n:
+            offset = self._stored + pos
+            if view[pos] != 0:
+                head = bytes(view[pos : pos + len(_FOOTER_TAG)])
+                if head == _FOOTER_TAG:
+                    self._in_footer = True
+                    break
+                if len(head) < len(_FOOTER_TAG) and _FOOTER_TAG.startswith(head):
+                    break  # maybe a footer: wait for more bytes
+                raise XorbError(f"unsupported chunk header version {view[pos]} at {offset}")
+            if n - pos < HEADER_SIZE:
+                break
+            payload_size, scheme, size = _parse_header(view[pos : pos + HEADER_SIZE], offset)
+            end = pos + HEADER_SIZE + payload_size
+            if self._stored + end > MAX_XORB_BODY:
+                raise XorbError(f"xorb body exceeds {MAX_XORB_BODY} bytes")
+            if end > n:
+                break
+            payload = view[pos + HEADER_SIZE : end]
+            chunk = payload if scheme == SCHEME_NONE else _decode(payload, scheme, size)
+            self._unpacked += size
+            if self._unpacked > MAX_XORB_SIZE or len(self._sizes) >= MAX_XORB_CHUNKS:
+                raise XorbError(f"xorb holds more than {MAX_XORB_SIZE} bytes or "
+                                f"{MAX_XORB_CHUNKS} chunks")
+            self._hashes.append(chunk_hash(chunk))
+            self._sizes.append(size)
+            self._offsets.append(offset)
+            pos = end
+        self._stored += pos
+        return pos
 
     def _add_footer(self, n: int) -> None:
         self._footer_size += n
@@ -232,8 +274,26 @@ class XorbParser:
         return XorbIndex(self._hashes, self._sizes, [*self._offsets, self._stored])
 
 
+def index_xorb(data: bytes | memoryview) -> XorbIndex:
+    """The checked index of a whole xorb body (a footer after the chunks is allowed; its
+    chunks end at `offsets[-1]`), read in place: no byte is copied that is stored raw."""
+    parser = XorbParser()
+    parser.feed_parts(data)
+    return parser.finish()
+
+
 def decode_chunks(data: bytes | memoryview) -> Iterator[bytes]:
     """Decode a run of whole serialized chunks (a stored xorb byte range)."""
+    for piece in _decoded(data):
+        yield bytes(piece)
+
+
+def decode_range(data: bytes | memoryview) -> bytes:
+    """A run of whole serialized chunks, decoded into one piece (one copy of raw chunks)."""
+    return b"".join(_decoded(data))
+
+
+def _decoded(data: bytes | memoryview) -> Iterator[bytes | memoryview]:
     view = memoryview(data)
     pos = 0
     while pos < len(view):
@@ -243,7 +303,8 @@ def decode_chunks(data: bytes | memoryview) -> Iterator[bytes]:
         end = pos + HEADER_SIZE + payload_size
         if end > len(view):
             raise XorbError("data ends inside a chunk")
-        yield _decode(view[pos + HEADER_SIZE : end], scheme, size)
+        payload = view[pos + HEADER_SIZE : end]
+        yield payload if scheme == SCHEME_NONE else _decode(payload, scheme, size)
         pos = end
 
 

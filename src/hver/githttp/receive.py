@@ -1,0 +1,345 @@
+"""The smart protocol's push side (`git-receive-pack`): a push lands as commits through
+the API do, or not at all.
+
+1. The pack goes into a quarantine object store: a temporary directory whose
+   `alternates` name the repository's objects, so that thin packs resolve their bases.
+   Nothing of a refused push ever enters the repository, so no byte reaches a reader
+   through a commit id that no ref accepted.
+2. Every ref update is decided before any ref moves (`_decide`): the ref's kind
+   (`refs/heads/*`, `refs/tags/*`, `refs/pr/N`), who may move it (writers; a pull
+   request's ref by `hver.community.pulls.commit_target`, the one decision for commits),
+   a rewrite only by a writer, never the default branch deleted, and the content of every
+   commit new to the repo: each added or changed file's path as the API accepts it, no
+   file over `max_inline_file_size` outside LFS (the Hub's hint to use git-lfs), no
+   symbolic link or submodule, and every LFS pointer naming an object this repo holds
+   or the pusher uploaded to it (the possession rule).
+3. The quarantined pack moves into the repository, then each accepted ref moves by
+   compare-and-swap; a pull request's through `pulls.advance` (recorded on its thread),
+   and the default branch's listing index is refreshed, as after any commit.
+
+With the `atomic` capability (`git push --atomic`), one refused ref refuses them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from dulwich.diff_tree import tree_changes
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    GitProtocolError,
+    ObjectFormatException,
+)
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Blob, Commit, ObjectID, Tag
+from dulwich.pack import UnresolvedDeltas
+from dulwich.protocol import CAPABILITY_ATOMIC, ReceivableProtocol
+from dulwich.refs import Ref
+from dulwich.server import ReceivePackHandler
+from dulwich.walk import Walker
+
+from hver.community import pulls
+from hver.core import access
+from hver.core.accounts import Actor
+from hver.core.hub import Hub
+from hver.core.objects import held_objects, promote
+from hver.core.repos import DEFAULT_BRANCH, refresh_index
+from hver.db.models import Repo
+from hver.errors import HverError
+from hver.githttp.service import MALFORMED, OneRepo
+from hver.names import validate_branch, validate_path
+from hver.storage.git import GitRepo
+from hver.storage.lfs import parse_pointer
+
+RECEIVE_PACK = "git-receive-pack"
+ZERO = "0" * 40
+GITLINK = 0o160000
+LFS_HINT = ("Your push was rejected because it contains files larger than {limit} MiB "
+            "({path}). Please use https://git-lfs.github.com/ to store large files.")
+
+
+class Refused(Exception):
+    """One ref update refused, with the reason git shows the pusher."""
+
+
+@dataclass
+class _Update:
+    ref: str
+    old: str | None
+    new: str | None
+    pr_num: int | None = None
+    oids: set[str] = field(default_factory=set)  # LFS objects its new commits name
+
+
+class _Push:
+    def __init__(self, hub: Hub, actor: Actor, repo: Repo, git: GitRepo) -> None:
+        self.hub, self.actor, self.repo, self.git = hub, actor, repo, git
+        self.existing = _commits(git)
+
+    # -- deciding ---------------------------------------------------------------------
+    def decide(self, store: BaseObjectStore, ref: str, old: str | None,
+               new: str | None) -> _Update:
+        update = _Update(ref, old, new)
+        if self.git.ref(ref) != old:
+            raise Refused("fetch first: the ref moved since you fetched")
+        kind = self._kind(update)
+        try:
+            if update.pr_num is not None:
+                pulls.commit_target(self.hub, self.actor, self.repo, ref, False)
+            else:
+                access.require_write(self.actor, self.repo)
+        except HverError as exc:
+            raise Refused(str(exc)) from None
+        if new is None:
+            if kind == "pr":
+                raise Refused("pull request refs are not deleted by pushes")
+            if ref == f"refs/heads/{DEFAULT_BRANCH}":
+                raise Refused("the default branch cannot be deleted")
+            return update
+        commit = self._commit(store, new, kind)
+        rewrite = old is not None and kind != "tag" and not self._descends(store, commit, old)
+        if rewrite and not access.can_write(self.actor, self.repo):
+            raise Refused("non-fast-forward: only the repo's writers may rewrite history")
+        update.oids = self._check_new_commits(store, commit)
+        return update
+
+    def _kind(self, update: _Update) -> str:
+        ref = update.ref
+        match = pulls.PR_REF.fullmatch(ref)
+        if match is not None:
+            update.pr_num = int(match.group(1))
+            return "pr"
+        for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+            if ref.startswith(prefix):
+                try:
+                    validate_branch(ref.removeprefix(prefix))
+                except HverError as exc:
+                    raise Refused(str(exc)) from None
+                return kind
+        raise Refused("only refs/heads/*, refs/tags/* and refs/pr/N are accepted")
+
+    @staticmethod
+    def _commit(store: BaseObjectStore, sha: str, kind: str) -> Commit:
+        try:
+            obj = store[ObjectID(sha.encode())]
+            while isinstance(obj, Tag) and kind == "tag":
+                obj = store[obj.object[1]]
+        except KeyError:
+            raise Refused(f"missing object {sha}") from None
+        if not isinstance(obj, Commit):
+            raise Refused("a ref must name a commit (or, for a tag, a tag of one)")
+        return obj
+
+    @staticmethod
+    def _descends(store: BaseObjectStore, commit: Commit, old: str) -> bool:
+        """Whether `old` is an ancestor of `commit` (a fast-forward)."""
+        target = ObjectID(old.encode())
+        return any(entry.commit.id == target for entry in Walker(store, [commit.id]))
+
+    def _check_new_commits(self, store: BaseObjectStore, tip: Commit) -> set[str]:
+        """Check what every commit new to the repo adds; returns the LFS oids they name."""
+        limit = self.hub.settings.max_inline_file_size
+        pointers: dict[str, tuple[int, str]] = {}  # oid -> (size, path)
+        for entry in Walker(store, [tip.id], exclude=self.existing):
+            commit = entry.commit
+            parent_tree = cast(Commit, store[commit.parents[0]]).tree if commit.parents else None
+            for change in tree_changes(store, parent_tree, commit.tree):
+                new = change.new
+                if new is None or new.path is None or new.sha is None or new.mode is None:
+                    continue  # a deletion
+                path = new.path.decode("utf-8", "surrogateescape")
+                try:
+                    validate_path(path)
+                except HverError as exc:
+                    raise Refused(f"{exc} (in commit {commit.id.decode()[:12]})") from None
+                if new.mode == GITLINK or stat.S_ISLNK(new.mode):
+                    raise Refused(f"{path}: submodules and symbolic links are not accepted")
+                blob = store[new.sha]
+                assert isinstance(blob, Blob)
+                data = blob.as_raw_string()
+                pointer = parse_pointer(data)
+                if pointer is not None:
+                    pointers[pointer.oid] = (pointer.size, path)
+                elif len(data) > limit:
+                    raise Refused(LFS_HINT.format(limit=limit // (1024 * 1024), path=path))
+        if pointers:
+            held = held_objects(self.hub, self.repo.id, pointers, contributor=self.actor.id)
+            for oid, (size, path) in pointers.items():
+                obj = held.get(oid)
+                if obj is None:
+                    raise Refused(f"LFS object {oid} ({path}) was never uploaded to this "
+                                  "repo: push it with git-lfs first (git lfs push --all)")
+                if obj.size != size:
+                    raise Refused(f"LFS object {oid} ({path}) is {obj.size} bytes, "
+                                  f"not {size}")
+        return set(pointers)
+
+    # -- applying ---------------------------------------------------------------------
+    def apply(self, update: _Update) -> None:
+        git, ref = self.git, update.ref
+        if update.new is None:
+            assert update.old is not None
+            if not git.delete_ref(ref, update.old):
+                raise Refused("fetch first: the ref moved meanwhile")
+            return
+        if update.pr_num is not None:
+            assert update.old is not None
+            if not pulls.advance(self.hub, self.actor, self.repo, update.pr_num, update.old,
+                                 update.new, update.oids):
+                raise Refused("fetch first: the pull request moved meanwhile")
+            return
+        if update.oids:  # what the pusher uploaded as a contributor: held from now on
+            with self.hub.db.write() as session:
+                promote(session, self.repo.id, self.actor.id, update.oids)
+        if not git.cas_ref(ref, update.old, update.new):
+            raise Refused("fetch first: the ref moved meanwhile")
+        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+            refresh_index(self.hub, self.repo, git)
+
+
+def _commits(git: GitRepo) -> list[ObjectID]:
+    """The commits the repo's refs name (tags peeled): what a push's walk stops at."""
+    store = git.repo.object_store
+    out = []
+    for sha in set(git.repo.refs.as_dict().values()):
+        try:
+            obj = store[sha]
+            while isinstance(obj, Tag):
+                obj = store[obj.object[1]]
+        except KeyError:
+            continue
+        if isinstance(obj, Commit):
+            out.append(obj.id)
+    return out
+
+
+def _quarantine(git: GitRepo, root: Path) -> DiskObjectStore:
+    store = DiskObjectStore.init(str(root))
+    store.add_alternate_path(os.path.abspath(os.path.join(git.path, "objects")))
+    return store
+
+
+def _move_packs(source: Path, git: GitRepo) -> None:
+    """The quarantined packs into the repository: each pack before its index, so that a
+    reader never finds an index without its pack."""
+    target = Path(git.path) / "objects" / "pack"
+    target.mkdir(parents=True, exist_ok=True)
+    packs = sorted((source / "pack").glob("pack-*.pack"))
+    for pack in packs:
+        shutil.move(str(pack), target / pack.name)
+    for pack in packs:
+        for other in sorted((source / "pack").glob(pack.stem + ".*")):
+            shutil.move(str(other), target / other.name)
+    git.repo.object_store._update_pack_cache()  # noqa: SLF001 (see the new packs now)
+
+
+# What a broken or cut pack raises while it is read and indexed (PackInputTooLarge, over
+# `max_input`, is an OSError).
+_UNPACK_ERRORS = (OSError, ChecksumMismatch, ApplyDeltaError, AssertionError,
+                  ObjectFormatException, ValueError, zlib.error, UnresolvedDeltas,
+                  GitProtocolError)
+
+
+class _Handler(ReceivePackHandler):
+    """dulwich's receive-pack, with the pack quarantined and every update decided by
+    `_Push` before any is applied."""
+
+    def __init__(self, push: _Push, proto: ReceivableProtocol, max_input: int,
+                 advertise: bool) -> None:
+        super().__init__(OneRepo(push.git.repo), ["/"], proto, stateless_rpc=True,
+                         advertise_refs=advertise)
+        self.push = push
+        self.max_input = max_input
+
+    def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        commands = [(ref.decode("utf-8", "surrogateescape"),
+                     None if old.decode() == ZERO else old.decode(),
+                     None if new.decode() == ZERO else new.decode()) for old, new, ref in refs]
+        with tempfile.TemporaryDirectory(prefix="push-",
+                                         dir=self.push.hub.settings.tmp_dir) as tmp:
+            root = Path(tmp) / "objects"
+            store: BaseObjectStore = self.push.git.repo.object_store
+            if any(new is not None for _, _, new in commands):
+                quarantine = _quarantine(self.push.git, root)
+                try:
+                    quarantine.add_thin_pack(self.proto.read, getattr(self.proto, "recv", None),
+                                             max_input_size=self.max_input)
+                except _UNPACK_ERRORS as exc:
+                    yield (b"unpack", str(exc).replace("\n", " ").encode()[:200])
+                    for ref, _, _ in commands:
+                        yield (ref.encode("utf-8", "surrogateescape"), b"unpacker error")
+                    return
+                store = quarantine
+            yield (b"unpack", b"ok")
+            decided: list[_Update | Refused] = []
+            for ref, old, new in commands:
+                try:
+                    decided.append(self.push.decide(store, ref, old, new))
+                except Refused as exc:
+                    decided.append(exc)
+            if self.has_capability(CAPABILITY_ATOMIC) and any(
+                    isinstance(d, Refused) for d in decided):
+                decided = [d if isinstance(d, Refused) else Refused("atomic push failed")
+                           for d in decided]
+            if any(isinstance(d, _Update) and d.new is not None for d in decided) \
+                    and store is not self.push.git.repo.object_store:
+                _move_packs(root, self.push.git)
+            for (ref, _, _), outcome in zip(commands, decided, strict=True):
+                name = ref.encode("utf-8", "surrogateescape")
+                if isinstance(outcome, Refused):
+                    yield (name, _reason(outcome))
+                    continue
+                try:
+                    self.push.apply(outcome)
+                except Refused as exc:
+                    yield (name, _reason(exc))
+                except HverError as exc:
+                    yield (name, _reason(Refused(str(exc))))
+                else:
+                    yield (name, b"ok")
+
+
+def _reason(exc: Refused) -> bytes:
+    return str(exc).replace("\n", " ").encode("utf-8", "replace")[:500]
+
+
+def advertise(hub: Hub, actor: Actor, repo: Repo, write: Callable[[bytes], Any]) -> None:
+    """The reply to `GET info/refs?service=git-receive-pack`."""
+    git = hub.git.open(repo.storage_key)
+
+    def nothing(_: int) -> bytes:
+        return b""
+
+    handler = _Handler(_Push(hub, actor, repo, git), _proto(nothing, write), 0, True)
+    handler.proto.write_pkt_line(b"# service=" + RECEIVE_PACK.encode() + b"\n")
+    handler.proto.write_pkt_line(None)
+    handler.handle()
+
+
+def receive_pack(hub: Hub, actor: Actor, repo: Repo, read: Callable[[int], bytes],
+                 write: Callable[[bytes], Any], max_input: int) -> None:
+    """Answer one `POST git-receive-pack` (blocking: run it in a worker thread)."""
+    git = hub.git.open(repo.storage_key)
+    proto = _proto(read, write)
+    try:
+        _Handler(_Push(hub, actor, repo, git), proto, max_input, False).handle()
+    except MALFORMED as exc:  # a malformed request: git prints the ERR line
+        proto.write_pkt_line(b"ERR " + str(exc).encode("utf-8", "replace")[:500])
+
+
+def _proto(read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> ReceivableProtocol:
+    def write_all(data: bytes) -> int:
+        write(data)
+        return len(data)
+
+    return ReceivableProtocol(read, write_all)
