@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None or shutil.which("git
                                 reason="needs git and git-lfs (Debian: apt-get install git-lfs)")
 
 MB = 1024 * 1024
+ZERO = "0" * 40
 
 
 @pytest.fixture(autouse=True)
@@ -439,3 +440,108 @@ def test_an_interrupted_push_changes_nothing(server: Any, user_factory: Callable
     whole = httpx.post(endpoint, content=head + pack, headers=headers)
     assert b"unpack ok" in whole.content and b"ok refs/heads/main" in whole.content
     assert api.model_info(repo).sha == new
+
+
+def raw_push(server: Any, repo: str, token: str, commands: list[tuple[str, str, str]],
+             objects: list[Any]) -> bytes:
+    """A receive-pack request built by hand: `commands` (old, new, ref) and a pack of
+    dulwich `objects`, sent as git would; returns the report."""
+    from io import BytesIO
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import write_pack_objects
+
+    lines = [f"{old} {new} {ref}".encode() for old, new, ref in commands]
+    lines[0] += b"\0report-status"
+    pack = BytesIO()
+    write_pack_objects(pack, [(o, None) for o in objects],
+                       object_format=DEFAULT_OBJECT_FORMAT)
+    body = b"".join(pkt(line + b"\n") for line in lines) + b"0000" + pack.getvalue()
+    r = httpx.post(f"{server.endpoint}/{repo}/git-receive-pack", content=body, headers={
+        "content-type": "application/x-git-receive-pack-request",
+        "authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_only_accepted_objects_enter_the_repo(server: Any, user_factory: Callable[..., Any],
+                                              tmp_path: Path) -> None:
+    """One push, two refs: the refused one's objects (and objects no ref names) stay out,
+    though the other ref lands; malformed trees are refused before anything moves."""
+    from dulwich.objects import Blob, Commit, Tree
+
+    user = user_factory("gitquar")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/quarantine"
+    api.create_repo(repo)
+    main = head_now(api, repo)
+    auth = {"authorization": f"Bearer {user.token}"}
+
+    def commit_of(tree: Tree, message: str) -> Commit:
+        c = Commit()
+        c.tree, c.parents = tree.id, [cast(Any, main.encode())]
+        c.author = c.committer = b"T <t@example.org>"
+        c.author_time = c.commit_time = 1_700_000_000
+        c.author_timezone = c.commit_timezone = 0
+        c.message = message.encode()
+        return c
+
+    def tree_of(entries: list[tuple[bytes, int, Any]]) -> Tree:
+        t = Tree()
+        for name, mode, sha in entries:
+            t.add(name, mode, sha)
+        return t
+
+    good_blob, secret, stray = Blob.from_string(b"fine"), Blob.from_string(b"secret"), \
+        Blob.from_string(b"no ref names me")
+    big = Blob.from_string(os.urandom(11 * MB))
+    good_tree = tree_of([(b"ok.txt", 0o100644, good_blob.id)])
+    bad_tree = tree_of([(b"big.raw", 0o100644, big.id), (b"s.txt", 0o100644, secret.id)])
+    good, bad = commit_of(good_tree, "good"), commit_of(bad_tree, "bad")
+    report = raw_push(server, repo, user.token,
+                      [(ZERO, good.id.decode(), "refs/heads/ok"),
+                       (ZERO, bad.id.decode(), "refs/heads/bad")],
+                      [good_blob, good_tree, good, secret, big, bad_tree, bad, stray])
+    assert b"ok refs/heads/ok" in report and b"ng refs/heads/bad" in report, report
+    refs = {b.name: b.target_commit for b in api.list_repo_refs(repo).branches}
+    assert refs["ok"] == good.id.decode() and "bad" not in refs
+    r = httpx.get(f"{server.endpoint}/{repo}/resolve/ok/ok.txt", headers=auth)
+    assert r.status_code == 200 and r.content == b"fine"
+    for sha, path in ((bad.id, "s.txt"), (bad.id[:8], "s.txt"), (bad.id, "big.raw")):
+        r = httpx.get(f"{server.endpoint}/{repo}/resolve/{sha.decode()}/{path}", headers=auth)
+        assert r.status_code == 404, (sha, path, r.status_code)
+    from dulwich.repo import Repo as DulwichRepo
+
+    git_dir = server.data / "repos"
+
+    stored = [DulwichRepo(str(p)) for p in git_dir.glob("*/*.git")]
+    holder = next(s for s in stored if good.id in s.object_store)
+    for obj in (secret, big, bad_tree, bad, stray):
+        assert obj.id not in holder.object_store, obj
+
+    # A folder entry naming a blob: refused (no 500 on the pages that would read it).
+    folder = tree_of([(b"asdir", 0o040000, good_blob.id)])
+    c = commit_of(folder, "malformed")
+    report = raw_push(server, repo, user.token, [(ZERO, c.id.decode(), "refs/heads/mal")],
+                      [good_blob, folder, c])
+    assert b"ng refs/heads/mal" in report and b"is not a tree" in report, report
+    assert "mal" not in {b.name for b in api.list_repo_refs(repo).branches}
+    assert httpx.get(f"{server.endpoint}/api/models/{repo}/revision/ok").status_code == 200
+
+
+def test_a_moved_repo_is_cloned_from_its_old_url(
+        server: Any, user_factory: Callable[..., Any], git_env: dict[str, str],
+        tmp_path: Path) -> None:
+    user = user_factory("gitmove")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    old, new = f"{user.name}/before", f"{user.name}/after"
+    api.create_repo(old)
+    api.upload_file(path_or_fileobj=b"moved", path_in_repo="m.txt", repo_id=old)
+    api.move_repo(old, new)
+    r = httpx.get(f"{server.endpoint}/{old}.git/info/refs?service=git-upload-pack",
+                  headers={"authorization": f"Bearer {user.token}"})
+    assert r.status_code == 307
+    assert r.headers["location"] == f"/{new}.git/info/refs?service=git-upload-pack"
+    out = tmp_path / "moved"
+    git(git_env, "clone", url(server, old, user.token), str(out))
+    assert (out / "m.txt").read_bytes() == b"moved"

@@ -41,6 +41,7 @@ from hver.errors import (
     GatedRepo,
     HverError,
     PayloadTooLarge,
+    RepoMoved,
     RepoNotFound,
     Unauthorized,
 )
@@ -54,7 +55,8 @@ CHUNK = 64 * 1024  # what the packer hands over at a time
 QUEUED = 16  # chunks in flight to the client at most (about 1 MiB)
 SPOOL = 1024 * 1024  # request bodies larger than this go to a temporary file
 MAX_FETCH_BODY = 64 * 1024 * 1024  # a fetch's wants and haves, when bodies are not capped
-PACKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hver-git")
+PACKERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hver-git")
+WRITE_TIMEOUT = 60.0  # seconds a packer waits for a client to take what it wrote
 REALM = 'Basic realm="hver", charset="UTF-8"'
 
 _PREFIXES = {"": RepoType.model, "datasets/": RepoType.dataset, "spaces/": RepoType.space}
@@ -87,9 +89,22 @@ async def _readable(request: Request, repo_type: RepoType, ns: str, name: str
         repo = await run_in_threadpool(load_repo, hub, actor, repo_type, ns, _repo_name(name))
         site = base_url(request)
         await run_in_threadpool(require_file_access, hub, actor, repo, site)
+    except RepoMoved as exc:  # the same git path at the repo's id now
+        return _moved(request, repo_type, name, exc)
     except HverError as exc:
         return _error(exc, actor)
     return hub, repo
+
+
+def _moved(request: Request, repo_type: RepoType, name: str, exc: RepoMoved) -> Response:
+    """The same git path at the repo's id now (`name` may end in `.git`)."""
+    tail = request.url.path.rsplit(f"/{name}/", 1)[1]  # info/refs, git-upload-pack, ...
+    suffix = ".git" if name.endswith(".git") else ""
+    location = f"/{repo_type.url_prefix}{exc.namespace}/{exc.name}{suffix}/{tail}"
+    if request.url.query:
+        location += f"?{request.url.query}"
+    return Response(status_code=307, headers={"Location": location,
+                                              "Cache-Control": "no-store"})
 
 
 async def _stream(work: Callable[[Callable[[bytes], None]], None]) -> AsyncIterator[bytes]:
@@ -114,8 +129,9 @@ async def _stream(work: Callable[[Callable[[bytes], None]], None]) -> AsyncItera
                 flush()
 
         def flush() -> None:
-            room.acquire()
-            if gone.is_set():
+            # A client that stops reading frees its packer thread after WRITE_TIMEOUT.
+            if not room.acquire(timeout=WRITE_TIMEOUT) or gone.is_set():
+                gone.set()
                 raise _Gone()
             put(bytes(buf))
             buf.clear()

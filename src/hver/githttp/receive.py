@@ -23,7 +23,6 @@ With the `atomic` capability (`git push --atomic`), one refused ref refuses them
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 import zlib
@@ -39,9 +38,9 @@ from dulwich.errors import (
     GitProtocolError,
     ObjectFormatException,
 )
-from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import Blob, Commit, ObjectID, Tag
-from dulwich.pack import UnresolvedDeltas
+from dulwich.object_store import BaseObjectStore, DiskObjectStore, MissingObjectFinder
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
+from dulwich.pack import PackHint, UnresolvedDeltas, write_pack_from_container
 from dulwich.protocol import CAPABILITY_ATOMIC, ReceivableProtocol
 from dulwich.refs import Ref
 from dulwich.server import ReceivePackHandler
@@ -105,12 +104,49 @@ class _Push:
             if ref == f"refs/heads/{DEFAULT_BRANCH}":
                 raise Refused("the default branch cannot be deleted")
             return update
-        commit = self._commit(store, new, kind)
-        rewrite = old is not None and kind != "tag" and not self._descends(store, commit, old)
-        if rewrite and not access.can_write(self.actor, self.repo):
-            raise Refused("non-fast-forward: only the repo's writers may rewrite history")
-        update.oids = self._check_new_commits(store, commit)
+        try:
+            store[ObjectID(new.encode())].check()  # a tag object too, before its target
+            commit = self._commit(store, new, kind)
+            # A writer may rewrite history (a forced push); for anyone else a rewrite is
+            # refused, which needs the walk: writers skip it.
+            if (old is not None and kind != "tag" and not access.can_write(self.actor, self.repo)
+                    and not self._descends(store, commit, old)):
+                raise Refused("non-fast-forward: only the repo's writers may rewrite history")
+            self._check_objects(store, commit)
+            update.oids = self._check_new_commits(store, commit)
+        except (KeyError, AttributeError, AssertionError, ObjectFormatException) as exc:
+            raise Refused(f"malformed objects in the push ({type(exc).__name__})") from None
         return update
+
+    def new_objects(self, store: BaseObjectStore, tips: list[str]
+                    ) -> list[tuple[ObjectID, PackHint | None]]:
+        """The objects the accepted updates bring that the repo lacks: all that may enter
+        it (what else the pack held, no ref names, and stays out)."""
+        wants = [ObjectID(t.encode()) for t in tips]
+        return list(MissingObjectFinder(store, self.existing, wants))
+
+    def _check_objects(self, store: BaseObjectStore, tip: Commit) -> None:
+        """Every object the update brings is well formed (git fsck's rules: sorted unique
+        tree entries, no `/`, `.`, `..` or `.git` names, known modes) and of the type
+        what names it says: a tree's folders are trees and its files blobs, a commit's
+        tree a tree and its parents commits."""
+        for oid, _ in MissingObjectFinder(store, self.existing, [tip.id]):
+            obj = store[oid]
+            obj.check()
+            if isinstance(obj, Commit):
+                _expect(store, obj.tree, Tree, "a commit's tree")
+                for parent in obj.parents:
+                    _expect(store, parent, Commit, "a commit's parent")
+            elif isinstance(obj, Tree):
+                for item in obj.iteritems():
+                    if stat.S_ISDIR(item.mode):
+                        _expect(store, item.sha, Tree, f"folder {item.path!r}")
+                    elif item.mode == GITLINK or stat.S_ISLNK(item.mode):
+                        name = item.path.decode("utf-8", "replace")
+                        raise Refused(f"{name}: submodules and symbolic links are not "
+                                      "accepted")
+                    else:
+                        _expect_blob(store, item.sha, item.path)
 
     def _kind(self, update: _Update) -> str:
         ref = update.ref
@@ -206,6 +242,25 @@ class _Push:
             refresh_index(self.hub, self.repo, git)
 
 
+def _expect(store: BaseObjectStore, sha: ObjectID, kind: type, what: str) -> None:
+    try:
+        obj = store[sha]
+    except KeyError:
+        raise Refused(f"{what} is missing from the push") from None
+    if not isinstance(obj, kind):
+        raise Refused(f"{what} is not a {kind.__name__.lower()}")
+
+
+def _expect_blob(store: BaseObjectStore, sha: ObjectID, path: bytes) -> None:
+    """A file entry names a blob: told by the object's header, without reading it whole."""
+    try:
+        type_num = store.get_raw(sha)[0]
+    except KeyError:
+        raise Refused(f"file {path!r} is missing from the push") from None
+    if type_num != Blob.type_num:
+        raise Refused(f"file {path!r} is not a blob")
+
+
 def _commits(git: GitRepo) -> list[ObjectID]:
     """The commits the repo's refs name (tags peeled): what a push's walk stops at."""
     store = git.repo.object_store
@@ -228,18 +283,23 @@ def _quarantine(git: GitRepo, root: Path) -> DiskObjectStore:
     return store
 
 
-def _move_packs(source: Path, git: GitRepo) -> None:
-    """The quarantined packs into the repository: each pack before its index, so that a
-    reader never finds an index without its pack."""
-    target = Path(git.path) / "objects" / "pack"
-    target.mkdir(parents=True, exist_ok=True)
-    packs = sorted((source / "pack").glob("pack-*.pack"))
-    for pack in packs:
-        shutil.move(str(pack), target / pack.name)
-    for pack in packs:
-        for other in sorted((source / "pack").glob(pack.stem + ".*")):
-            shutil.move(str(other), target / other.name)
-    git.repo.object_store._update_pack_cache()  # noqa: SLF001 (see the new packs now)
+def _store_pack(git: GitRepo, store: DiskObjectStore,
+                objects: list[tuple[ObjectID, PackHint | None]]) -> None:
+    """Write `objects` (read from `store`) into the repository as one new pack, streamed
+    into its pack folder and indexed before it is visible."""
+    if not objects:
+        return
+    target = git.repo.object_store
+    f, commit, abort = target.add_pack()
+    try:
+        # Whole objects: a delta reused from the incoming pack could have its base in
+        # what stays out.
+        write_pack_from_container(f.write, store, objects, reuse_deltas=False,
+                                  deltify=False, object_format=git.repo.object_format)
+    except BaseException:
+        abort()
+        raise
+    commit()
 
 
 # What a broken or cut pack raises while it is read and indexed (PackInputTooLarge, over
@@ -269,6 +329,7 @@ class _Handler(ReceivePackHandler):
                                          dir=self.push.hub.settings.tmp_dir) as tmp:
             root = Path(tmp) / "objects"
             store: BaseObjectStore = self.push.git.repo.object_store
+            quarantine: DiskObjectStore | None = None
             if any(new is not None for _, _, new in commands):
                 quarantine = _quarantine(self.push.git, root)
                 try:
@@ -291,9 +352,12 @@ class _Handler(ReceivePackHandler):
                     isinstance(d, Refused) for d in decided):
                 decided = [d if isinstance(d, Refused) else Refused("atomic push failed")
                            for d in decided]
-            if any(isinstance(d, _Update) and d.new is not None for d in decided) \
-                    and store is not self.push.git.repo.object_store:
-                _move_packs(root, self.push.git)
+            tips = [d.new for d in decided if isinstance(d, _Update) and d.new is not None]
+            if tips and quarantine is not None:
+                # Only what the accepted updates reach goes in, as a pack of its own: a
+                # refused ref's objects, and whatever else the pack held, stay out.
+                _store_pack(self.push.git, quarantine,
+                            self.push.new_objects(quarantine, tips))
             for (ref, _, _), outcome in zip(commands, decided, strict=True):
                 name = ref.encode("utf-8", "surrogateescape")
                 if isinstance(outcome, Refused):

@@ -116,6 +116,10 @@ def serve(repo: DulwichRepo, read: Callable[[int], bytes], write: Callable[[byte
             raise ProtocolError(f"unknown command {request.command.decode(errors='replace')}")
     except ProtocolError as exc:
         write(pkt(b"ERR " + str(exc).encode("utf-8", "replace")[:1000] + b"\n"))
+    except KeyError as exc:  # an object the request names is not in the repository
+        write(pkt(b"ERR upload-pack: not our object " + str(exc).encode()[:100] + b"\n"))
+    except ValueError as exc:  # a filter dulwich cannot apply to these objects
+        write(pkt(b"ERR " + str(exc).encode("utf-8", "replace")[:500] + b"\n"))
 
 
 def _ls_refs(repo: DulwichRepo, args: list[bytes], write: Callable[[bytes], Any]) -> None:
