@@ -545,3 +545,30 @@ def test_a_moved_repo_is_cloned_from_its_old_url(
     out = tmp_path / "moved"
     git(git_env, "clone", url(server, old, user.token), str(out))
     assert (out / "m.txt").read_bytes() == b"moved"
+
+
+def test_a_pack_bomb_is_refused_before_it_inflates(
+        server: Any, user_factory: Callable[..., Any]) -> None:
+    """A small pack of an object that inflates past the push's cap (64 MiB here) is
+    refused from its header: the server never holds the object."""
+    from dulwich.objects import Blob, Commit, Tree
+
+    owner, visitor = user_factory("gitbomb"), user_factory("gitbombv")
+    api = HfApi(endpoint=server.endpoint, token=owner.token)
+    repo = f"{owner.name}/bombed"
+    api.create_repo(repo)
+    main = head_now(api, repo)
+    bomb = Blob.from_string(b"\0" * (80 * MB))
+    tree = Tree()
+    tree.add(b"zeros.raw", 0o100644, bomb.id)
+    c = Commit()
+    c.tree, c.parents = tree.id, [cast(Any, main.encode())]
+    c.author = c.committer = b"T <t@example.org>"
+    c.author_time = c.commit_time = 1_700_000_000
+    c.author_timezone = c.commit_timezone = 0
+    c.message = b"bomb"
+    # By anyone who may open a pull request: here a visitor, on a ref they may not move.
+    report = raw_push(server, repo, visitor.token, [(main, c.id.decode(), "refs/heads/main")],
+                      [bomb, tree, c])
+    assert b"over the" in report and b"ng refs/heads/main" in report, report
+    assert head_now(api, repo) == main

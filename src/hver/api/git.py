@@ -300,7 +300,7 @@ async def receive_pack(request: Request, repo_type: RepoType, ns: str, name: str
 
     def work(write: Callable[[bytes], None]) -> None:
         with body:
-            receive.receive_pack(hub, actor, repo, body.read, write, limit)
+            receive.receive_pack(hub, actor, repo, body, write, limit)
 
     return StreamingResponse(_stream(work), media_type="application/x-git-receive-pack-result",
                              headers=_no_cache())

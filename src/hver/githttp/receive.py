@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import (
@@ -319,6 +319,7 @@ class _Handler(ReceivePackHandler):
                          advertise_refs=advertise)
         self.push = push
         self.max_input = max_input
+        self.pack_error: str | None = None
 
     def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
                     ) -> Iterator[tuple[bytes, bytes]]:
@@ -330,6 +331,11 @@ class _Handler(ReceivePackHandler):
             root = Path(tmp) / "objects"
             store: BaseObjectStore = self.push.git.repo.object_store
             quarantine: DiskObjectStore | None = None
+            if self.pack_error is not None:  # never read: it would be inflated whole
+                yield (b"unpack", self.pack_error.encode()[:200])
+                for ref, _, _ in commands:
+                    yield (ref.encode("utf-8", "surrogateescape"), b"pack refused")
+                return
             if any(new is not None for _, _, new in commands):
                 quarantine = _quarantine(self.push.git, root)
                 try:
@@ -390,15 +396,137 @@ def advertise(hub: Hub, actor: Actor, repo: Repo, write: Callable[[bytes], Any])
     handler.handle()
 
 
-def receive_pack(hub: Hub, actor: Actor, repo: Repo, read: Callable[[int], bytes],
+def receive_pack(hub: Hub, actor: Actor, repo: Repo, body: IO[bytes],
                  write: Callable[[bytes], Any], max_input: int) -> None:
-    """Answer one `POST git-receive-pack` (blocking: run it in a worker thread)."""
+    """Answer one `POST git-receive-pack` from its spooled `body` (blocking: run it in a
+    worker thread). The pack is scanned first (`scan_pack`): an object too large to be
+    accepted is refused before anything inflates it whole."""
     git = hub.git.open(repo.storage_key)
-    proto = _proto(read, write)
+    cap = max(MIN_OBJECT_CAP, 4 * hub.settings.max_inline_file_size)
     try:
-        _Handler(_Push(hub, actor, repo, git), proto, max_input, False).handle()
+        scan_pack(body, cap)
+        pack_error = None
+    except PackRefused as exc:
+        pack_error = str(exc)
+    body.seek(0)
+    proto = _proto(body.read, write)
+    handler = _Handler(_Push(hub, actor, repo, git), proto, max_input, False)
+    handler.pack_error = pack_error
+    try:
+        handler.handle()
     except MALFORMED as exc:  # a malformed request: git prints the ERR line
         proto.write_pkt_line(b"ERR " + str(exc).encode("utf-8", "replace")[:500])
+
+
+MIN_OBJECT_CAP = 64 * 1024 * 1024  # bytes an object may inflate to (trees of big repos)
+SCAN_CHUNK = 64 * 1024
+_OFS_DELTA, _REF_DELTA = 6, 7
+
+
+class PackRefused(Exception):
+    """A pushed pack refused before it is read: an object over the cap, or no pack."""
+
+
+def scan_pack(body: IO[bytes], cap: int) -> None:
+    """Skip the push's commands, then walk its pack object by object, inflating each into
+    nothing (a bounded buffer), and refuse any object whose size, or a delta whose
+    result, is over `cap`. dulwich then inflates each object whole, bounded by the size
+    its header declares: this makes that bound `cap`, whatever the compression ratio."""
+    while True:  # pkt-lines up to the flush
+        head = body.read(4)
+        if len(head) < 4:
+            return  # no pack: dulwich reports what is wrong with the commands
+        try:
+            size = int(head, 16)
+        except ValueError:
+            return
+        if size == 0:
+            break
+        if size < 4:
+            return
+        body.seek(size - 4, os.SEEK_CUR)
+    header = body.read(12)
+    if not header:
+        return  # deletions only
+    if len(header) < 12 or header[:4] != b"PACK":
+        return  # dulwich refuses it, reading only the header
+    reader = _Reader(body)
+    for _ in range(int.from_bytes(header[8:12], "big")):
+        _scan_object(reader, cap)
+
+
+class _Reader:
+    """A pack's bytes, a chunk at a time, read byte by byte or as zlib streams."""
+
+    def __init__(self, body: IO[bytes]) -> None:
+        self.body, self.buf, self.pos = body, b"", 0
+
+    def fill(self) -> None:
+        if self.pos >= len(self.buf):
+            self.buf, self.pos = self.body.read(SCAN_CHUNK), 0
+            if not self.buf:
+                raise PackRefused("the pack ends inside an object")
+
+    def byte(self) -> int:
+        self.fill()
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
+    def inflate(self, limit: int) -> bytes:
+        """Inflate one zlib stream into nothing, past `limit` bytes refused; returns its
+        first 20 bytes (a delta's header)."""
+        inflate = zlib.decompressobj()
+        seen, head = 0, b""
+        while not inflate.eof:
+            self.fill()
+            data = memoryview(self.buf)[self.pos:]
+            out = inflate.decompress(data, SCAN_CHUNK)
+            # What it did not take (output bound reached, or past the stream's end).
+            left = len(inflate.unconsumed_tail) if not inflate.eof else len(inflate.unused_data)
+            self.pos = len(self.buf) - left
+            seen += len(out)
+            if seen > limit:
+                raise PackRefused("an object inflates past its declared size")
+            if len(head) < 20:
+                head += out[:20 - len(head)]
+        return head
+
+
+def _scan_object(reader: _Reader, cap: int) -> None:
+    c = reader.byte()
+    kind, size, shift = (c >> 4) & 7, c & 15, 4
+    while c & 0x80:
+        c = reader.byte()
+        size |= (c & 0x7F) << shift
+        shift += 7
+        if shift > 70:
+            raise PackRefused("a malformed object header")
+    if size > cap:
+        raise PackRefused(f"an object of {size} bytes is over the {cap}-byte limit")
+    if kind == _OFS_DELTA:
+        while reader.byte() & 0x80:
+            pass
+    elif kind == _REF_DELTA:
+        for _ in range(20):
+            reader.byte()
+    head = reader.inflate(size)
+    if kind in (_OFS_DELTA, _REF_DELTA):
+        _, at = _varint(head, 0)  # the base's size, then the result's
+        result, _ = _varint(head, at)
+        if result > cap:
+            raise PackRefused(f"an object of {result} bytes is over the {cap}-byte limit")
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while at < len(data):
+        c = data[at]
+        at += 1
+        value |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            break
+    return value, at
 
 
 def _proto(read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> ReceivableProtocol:
