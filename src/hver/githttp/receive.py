@@ -83,6 +83,7 @@ class _Push:
     def __init__(self, hub: Hub, actor: Actor, repo: Repo, git: GitRepo) -> None:
         self.hub, self.actor, self.repo, self.git = hub, actor, repo, git
         self.existing = _commits(git)
+        self.types: dict[ObjectID, int] = {}  # objects whose type a check has read
 
     # -- deciding ---------------------------------------------------------------------
     def decide(self, store: BaseObjectStore, ref: str, old: str | None,
@@ -130,23 +131,35 @@ class _Push:
         tree entries, no `/`, `.`, `..` or `.git` names, known modes) and of the type
         what names it says: a tree's folders are trees and its files blobs, a commit's
         tree a tree and its parents commits."""
+        types = self.types  # what each object checked so far is: each one read once
+
+        def expect(sha: ObjectID, type_num: int, what: str) -> None:
+            if sha not in types:
+                try:
+                    types[sha] = store.get_raw(sha)[0]
+                except KeyError:
+                    raise Refused(f"{what} is missing from the push") from None
+            if types[sha] != type_num:
+                raise Refused(f"{what} is not a {_TYPE_NAMES.get(type_num, '?')}")
+
         for oid, _ in MissingObjectFinder(store, self.existing, [tip.id]):
             obj = store[oid]
             obj.check()
+            types[oid] = obj.type_num
             if isinstance(obj, Commit):
-                _expect(store, obj.tree, Tree, "a commit's tree")
+                expect(obj.tree, Tree.type_num, "a commit's tree")
                 for parent in obj.parents:
-                    _expect(store, parent, Commit, "a commit's parent")
+                    expect(parent, Commit.type_num, "a commit's parent")
             elif isinstance(obj, Tree):
                 for item in obj.iteritems():
                     if stat.S_ISDIR(item.mode):
-                        _expect(store, item.sha, Tree, f"folder {item.path!r}")
+                        expect(item.sha, Tree.type_num, f"folder {item.path!r}")
                     elif item.mode == GITLINK or stat.S_ISLNK(item.mode):
                         name = item.path.decode("utf-8", "replace")
                         raise Refused(f"{name}: submodules and symbolic links are not "
                                       "accepted")
                     else:
-                        _expect_blob(store, item.sha, item.path)
+                        expect(item.sha, Blob.type_num, f"file {item.path!r}")
 
     def _kind(self, update: _Update) -> str:
         ref = update.ref
@@ -242,23 +255,8 @@ class _Push:
             refresh_index(self.hub, self.repo, git)
 
 
-def _expect(store: BaseObjectStore, sha: ObjectID, kind: type, what: str) -> None:
-    try:
-        obj = store[sha]
-    except KeyError:
-        raise Refused(f"{what} is missing from the push") from None
-    if not isinstance(obj, kind):
-        raise Refused(f"{what} is not a {kind.__name__.lower()}")
-
-
-def _expect_blob(store: BaseObjectStore, sha: ObjectID, path: bytes) -> None:
-    """A file entry names a blob: told by the object's header, without reading it whole."""
-    try:
-        type_num = store.get_raw(sha)[0]
-    except KeyError:
-        raise Refused(f"file {path!r} is missing from the push") from None
-    if type_num != Blob.type_num:
-        raise Refused(f"file {path!r} is not a blob")
+_TYPE_NAMES = {Blob.type_num: "blob", Tree.type_num: "tree", Commit.type_num: "commit",
+               Tag.type_num: "tag"}
 
 
 def _commits(git: GitRepo) -> list[ObjectID]:
