@@ -442,6 +442,19 @@ def test_an_interrupted_push_changes_nothing(server: Any, user_factory: Callable
     assert api.model_info(repo).sha == new
 
 
+def commit_on(parent: str, tree: Any, message: str) -> Any:
+    """A dulwich commit of `tree` on `parent`, built by hand (to send in a raw push)."""
+    from dulwich.objects import Commit
+
+    c = Commit()
+    c.tree, c.parents = tree.id, [cast(Any, parent.encode())]
+    c.author = c.committer = b"T <t@example.org>"
+    c.author_time = c.commit_time = 1_700_000_000
+    c.author_timezone = c.commit_timezone = 0
+    c.message = message.encode()
+    return c
+
+
 def raw_push(server: Any, repo: str, token: str, commands: list[tuple[str, str, str]],
              objects: list[Any]) -> bytes:
     """A receive-pack request built by hand: `commands` (old, new, ref) and a pack of
@@ -468,7 +481,7 @@ def test_only_accepted_objects_enter_the_repo(server: Any, user_factory: Callabl
                                               tmp_path: Path) -> None:
     """One push, two refs: the refused one's objects (and objects no ref names) stay out,
     though the other ref lands; malformed trees are refused before anything moves."""
-    from dulwich.objects import Blob, Commit, Tree
+    from dulwich.objects import Blob, Tree
 
     user = user_factory("gitquar")
     api = HfApi(endpoint=server.endpoint, token=user.token)
@@ -477,14 +490,8 @@ def test_only_accepted_objects_enter_the_repo(server: Any, user_factory: Callabl
     main = head_now(api, repo)
     auth = {"authorization": f"Bearer {user.token}"}
 
-    def commit_of(tree: Tree, message: str) -> Commit:
-        c = Commit()
-        c.tree, c.parents = tree.id, [cast(Any, main.encode())]
-        c.author = c.committer = b"T <t@example.org>"
-        c.author_time = c.commit_time = 1_700_000_000
-        c.author_timezone = c.commit_timezone = 0
-        c.message = message.encode()
-        return c
+    def commit_of(tree: Tree, message: str) -> Any:
+        return commit_on(main, tree, message)
 
     def tree_of(entries: list[tuple[bytes, int, Any]]) -> Tree:
         t = Tree()
@@ -551,7 +558,7 @@ def test_a_pack_bomb_is_refused_before_it_inflates(
         server: Any, user_factory: Callable[..., Any]) -> None:
     """A small pack of an object that inflates past the push's cap (64 MiB here) is
     refused from its header: the server never holds the object."""
-    from dulwich.objects import Blob, Commit, Tree
+    from dulwich.objects import Blob, Tree
 
     owner, visitor = user_factory("gitbomb"), user_factory("gitbombv")
     api = HfApi(endpoint=server.endpoint, token=owner.token)
@@ -561,12 +568,7 @@ def test_a_pack_bomb_is_refused_before_it_inflates(
     bomb = Blob.from_string(b"\0" * (80 * MB))
     tree = Tree()
     tree.add(b"zeros.raw", 0o100644, bomb.id)
-    c = Commit()
-    c.tree, c.parents = tree.id, [cast(Any, main.encode())]
-    c.author = c.committer = b"T <t@example.org>"
-    c.author_time = c.commit_time = 1_700_000_000
-    c.author_timezone = c.commit_timezone = 0
-    c.message = b"bomb"
+    c = commit_on(main, tree, "bomb")
     # By anyone who may open a pull request: here a visitor, on a ref they may not move.
     report = raw_push(server, repo, visitor.token, [(main, c.id.decode(), "refs/heads/main")],
                       [bomb, tree, c])

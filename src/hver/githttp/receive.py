@@ -77,6 +77,8 @@ class _Update:
     new: str | None
     pr_num: int | None = None
     oids: set[str] = field(default_factory=set)  # LFS objects its new commits name
+    # What it brings that the repo lacks: all of the push that may enter the repo.
+    objects: list[tuple[ObjectID, PackHint | None]] = field(default_factory=list)
 
 
 class _Push:
@@ -106,31 +108,25 @@ class _Push:
                 raise Refused("the default branch cannot be deleted")
             return update
         try:
-            store[ObjectID(new.encode())].check()  # a tag object too, before its target
             commit = self._commit(store, new, kind)
             # A writer may rewrite history (a forced push); for anyone else a rewrite is
             # refused, which needs the walk: writers skip it.
             if (old is not None and kind != "tag" and not access.can_write(self.actor, self.repo)
                     and not self._descends(store, commit, old)):
                 raise Refused("non-fast-forward: only the repo's writers may rewrite history")
-            self._check_objects(store, commit)
+            update.objects = self._check_objects(store, ObjectID(new.encode()))
             update.oids = self._check_new_commits(store, commit)
         except (KeyError, AttributeError, AssertionError, ObjectFormatException) as exc:
             raise Refused(f"malformed objects in the push ({type(exc).__name__})") from None
         return update
 
-    def new_objects(self, store: BaseObjectStore, tips: list[str]
-                    ) -> list[tuple[ObjectID, PackHint | None]]:
-        """The objects the accepted updates bring that the repo lacks: all that may enter
-        it (what else the pack held, no ref names, and stays out)."""
-        wants = [ObjectID(t.encode()) for t in tips]
-        return list(MissingObjectFinder(store, self.existing, wants))
-
-    def _check_objects(self, store: BaseObjectStore, tip: Commit) -> None:
-        """Every object the update brings is well formed (git fsck's rules: sorted unique
-        tree entries, no `/`, `.`, `..` or `.git` names, known modes) and of the type
-        what names it says: a tree's folders are trees and its files blobs, a commit's
-        tree a tree and its parents commits."""
+    def _check_objects(self, store: BaseObjectStore, tip: ObjectID
+                       ) -> list[tuple[ObjectID, PackHint | None]]:
+        """Every object the update brings (from `tip`, a commit or a tag, to what the repo
+        has) is well formed (git fsck's rules: sorted unique tree entries, no `/`, `.`,
+        `..` or `.git` names, known modes) and of the type what names it says: a tree's
+        folders are trees and its files blobs, a commit's tree a tree and its parents
+        commits. Returns those objects: what may enter the repo."""
         types = self.types  # what each object checked so far is: each one read once
 
         def expect(sha: ObjectID, type_num: int, what: str) -> None:
@@ -142,7 +138,8 @@ class _Push:
             if types[sha] != type_num:
                 raise Refused(f"{what} is not a {_TYPE_NAMES.get(type_num, '?')}")
 
-        for oid, _ in MissingObjectFinder(store, self.existing, [tip.id]):
+        brought = list(MissingObjectFinder(store, self.existing, [tip]))
+        for oid, _ in brought:
             obj = store[oid]
             obj.check()
             types[oid] = obj.type_num
@@ -160,6 +157,7 @@ class _Push:
                                       "accepted")
                     else:
                         expect(item.sha, Blob.type_num, f"file {item.path!r}")
+        return brought
 
     def _kind(self, update: _Update) -> str:
         ref = update.ref
@@ -356,12 +354,12 @@ class _Handler(ReceivePackHandler):
                     isinstance(d, Refused) for d in decided):
                 decided = [d if isinstance(d, Refused) else Refused("atomic push failed")
                            for d in decided]
-            tips = [d.new for d in decided if isinstance(d, _Update) and d.new is not None]
-            if tips and quarantine is not None:
+            if quarantine is not None:
                 # Only what the accepted updates reach goes in, as a pack of its own: a
                 # refused ref's objects, and whatever else the pack held, stay out.
-                _store_pack(self.push.git, quarantine,
-                            self.push.new_objects(quarantine, tips))
+                brought = {oid: hint for d in decided if isinstance(d, _Update)
+                           for oid, hint in d.objects}
+                _store_pack(self.push.git, quarantine, list(brought.items()))
             for (ref, _, _), outcome in zip(commands, decided, strict=True):
                 name = ref.encode("utf-8", "surrogateescape")
                 if isinstance(outcome, Refused):
