@@ -574,3 +574,54 @@ def test_a_pack_bomb_is_refused_before_it_inflates(
                       [bomb, tree, c])
     assert b"over the" in report and b"ng refs/heads/main" in report, report
     assert head_now(api, repo) == main
+
+
+def _repo_dir(server: Any, head: str) -> Path:
+    """The bare repository on the server whose `main` is at `head`."""
+    return next(p for p in (server.data / "repos").glob("*/*.git")
+                if (p / "refs/heads/main").is_file()
+                and (p / "refs/heads/main").read_text().strip() == head)
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_an_atomic_push_moves_every_ref_or_none(
+        server: Any, user_factory: Callable[..., Any], git_env: dict[str, str],
+        tmp_path: Path, atomic: bool) -> None:
+    """Another writer holds one ref's lock while a push of two refs is applied, and moves
+    that ref: with `--atomic` neither ref moves; without it, the other one does."""
+    import threading
+    import time
+
+    user = user_factory("gitatomic")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/atomic-{atomic}"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=os.urandom(32), path_in_repo="seed.bin", repo_id=repo)
+    base = head_now(api, repo)
+    api.create_branch(repo, branch="side")
+    api.create_branch(repo, branch="other", revision=base)
+    elsewhere = api.upload_file(path_or_fileobj=b"elsewhere", path_in_repo="x.txt",
+                                repo_id=repo, revision="other").oid
+    work = tmp_path / "work"
+    git(git_env, "clone", url(server, repo, user.token), str(work))
+    (work / "notes.txt").write_text("new")
+    new = commit_all(git_env, work, "both")
+
+    side = _repo_dir(server, base) / "refs/heads/side"
+    lock = side.with_name("side.lock")
+    lock.write_text("")  # the other writer's lock, held while the push is decided
+
+    def other_writer() -> None:
+        time.sleep(1.5)
+        side.write_text(f"{elsewhere}\n")
+        lock.unlink()
+
+    t = threading.Thread(target=other_writer)
+    t.start()
+    done = git(git_env, "push", *(["--atomic"] if atomic else []), "origin", "HEAD:main",
+               "HEAD:side", cwd=work, check=False)
+    t.join()
+    assert done.returncode != 0, done.stderr
+    refs = {b.name: b.target_commit for b in api.list_repo_refs(repo).branches}
+    assert refs["side"] == elsewhere
+    assert refs["main"] == (base if atomic else new), done.stderr

@@ -143,18 +143,25 @@ def advance(hub: Hub, actor: Actor | None, repo: Repo, num: int, old: str, new: 
     git = hub.git.open(repo.storage_key)
     try:
         with hub.db.write() as session:
-            thread = threads.get_thread(session, repo, num)
-            if thread.status not in OPEN:
-                raise BadRequest(f"Pull request #{num} is {thread.status}: it takes no more "
-                                 "commits.")
+            take_commit(session, git, actor, repo, num, new)
             if actor is not None:
                 objects.promote(session, repo.id, actor.id, promote)
             if not git.cas_ref(pr_ref(num), old, new):
                 raise _Moved()  # rolls the promotion back
-            _record_commit(session, git, actor, thread, new)
     except _Moved:
         return False
     return True
+
+
+def take_commit(session: Session, git: GitRepo, actor: Actor | None, repo: Repo, num: int,
+                sha: str) -> None:
+    """Record commit `sha` on pull request `num`, which must be open, in the transaction
+    (under the write lock) that moves its ref: no commit lands on a pull request once it
+    is merged or closed."""
+    thread = threads.get_thread(session, repo, num)
+    if thread.status not in OPEN:
+        raise BadRequest(f"Pull request #{num} is {thread.status}: it takes no more commits.")
+    _record_commit(session, git, actor, thread, sha)
 
 
 class _Moved(Exception):

@@ -231,25 +231,26 @@ class _Push:
         return set(pointers)
 
     # -- applying ---------------------------------------------------------------------
-    def apply(self, update: _Update) -> None:
-        git, ref = self.git, update.ref
-        if update.new is None:
-            assert update.old is not None
-            if not git.delete_ref(ref, update.old):
-                raise Refused("fetch first: the ref moved meanwhile")
-            return
-        if update.pr_num is not None:
-            assert update.old is not None
-            if not pulls.advance(self.hub, self.actor, self.repo, update.pr_num, update.old,
-                                 update.new, update.oids):
-                raise Refused("fetch first: the pull request moved meanwhile")
-            return
-        if update.oids:  # what the pusher uploaded as a contributor: held from now on
+    def apply(self, updates: list[_Update]) -> None:
+        """Move the refs of `updates`, all or none: each must still hold the value the
+        push was decided on. What a pull request records (its commit events) and what the
+        pusher uploaded as a contributor (held from now on) are written in the same
+        transaction, which the ref moves end: refused, it leaves nothing behind."""
+        git = self.git
+        try:
             with self.hub.db.write() as session:
-                promote(session, self.repo.id, self.actor.id, update.oids)
-        if not git.cas_ref(ref, update.old, update.new):
-            raise Refused("fetch first: the ref moved meanwhile")
-        if ref == f"refs/heads/{DEFAULT_BRANCH}":
+                for update in updates:
+                    if update.pr_num is not None:
+                        assert update.new is not None
+                        pulls.take_commit(session, git, self.actor, self.repo,
+                                          update.pr_num, update.new)
+                    if update.oids:
+                        promote(session, self.repo.id, self.actor.id, update.oids)
+                if not git.update_refs([(u.ref, u.old, u.new) for u in updates]):
+                    raise Refused("fetch first: the ref moved meanwhile")
+        except HverError as exc:
+            raise Refused(str(exc)) from None
+        if any(u.ref == f"refs/heads/{DEFAULT_BRANCH}" for u in updates):
             refresh_index(self.hub, self.repo, git)
 
 
@@ -345,13 +346,17 @@ class _Handler(ReceivePackHandler):
                 store = quarantine
             yield (b"unpack", b"ok")
             decided: list[_Update | Refused] = []
+            seen: set[str] = set()
             for ref, old, new in commands:
                 try:
+                    if ref in seen:
+                        raise Refused("the ref is named twice in the push")
+                    seen.add(ref)
                     decided.append(self.push.decide(store, ref, old, new))
                 except Refused as exc:
                     decided.append(exc)
-            if self.has_capability(CAPABILITY_ATOMIC) and any(
-                    isinstance(d, Refused) for d in decided):
+            atomic = self.has_capability(CAPABILITY_ATOMIC)
+            if atomic and any(isinstance(d, Refused) for d in decided):
                 decided = [d if isinstance(d, Refused) else Refused("atomic push failed")
                            for d in decided]
             if quarantine is not None:
@@ -360,19 +365,23 @@ class _Handler(ReceivePackHandler):
                 brought = {oid: hint for d in decided if isinstance(d, _Update)
                            for oid, hint in d.objects}
                 _store_pack(self.push.git, quarantine, list(brought.items()))
+            if atomic:  # every ref moves, or none does
+                accepted = [d for d in decided if isinstance(d, _Update)]
+                try:
+                    if accepted:
+                        self.push.apply(accepted)
+                except Refused as exc:
+                    decided = [exc if isinstance(d, _Update) else d for d in decided]
+            else:
+                for i, outcome in enumerate(decided):
+                    if isinstance(outcome, _Update):
+                        try:
+                            self.push.apply([outcome])
+                        except Refused as exc:
+                            decided[i] = exc
             for (ref, _, _), outcome in zip(commands, decided, strict=True):
                 name = ref.encode("utf-8", "surrogateescape")
-                if isinstance(outcome, Refused):
-                    yield (name, _reason(outcome))
-                    continue
-                try:
-                    self.push.apply(outcome)
-                except Refused as exc:
-                    yield (name, _reason(exc))
-                except HverError as exc:
-                    yield (name, _reason(Refused(str(exc))))
-                else:
-                    yield (name, b"ok")
+                yield (name, _reason(outcome) if isinstance(outcome, Refused) else b"ok")
 
 
 def _reason(exc: Refused) -> bytes:

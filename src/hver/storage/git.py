@@ -12,7 +12,8 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from dulwich.file import FileLocked
 from dulwich.graph import find_merge_base
 from dulwich.index import commit_tree
 from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
-from dulwich.refs import Ref
+from dulwich.refs import DiskRefsContainer, Ref, locked_ref
 from dulwich.repo import Repo as DulwichRepo
 
 from hver.errors import Conflict
@@ -34,6 +35,10 @@ STALE_LOCK_S = 30.0  # a ref lock this old was left by a crash (of a worker, whi
 
 CACHE_DIR = "hver-cache"
 CACHE_TMP_PREFIX = ".tmp-"  # a cache file being written, renamed into place when whole
+
+
+class _Stale(Exception):
+    """A ref no longer holds the value an update expected."""
 
 
 def _oid(sha: str) -> ObjectID:
@@ -113,6 +118,37 @@ class GitRepo:
 
     def delete_ref(self, name: str, old: str) -> bool:
         return self._locked(lambda: self.repo.refs.remove_if_equals(_ref(name), _oid(old)))
+
+    def update_refs(self, updates: Sequence[tuple[str, str | None, str | None]]) -> bool:
+        """Move several refs at once, each `(name, old, new)` (None as `old`: must not
+        exist; None as `new`: delete): all of them if every one still holds its `old`,
+        else none (False). Every ref's lock is held until all are checked and written,
+        so no other writer sees some moved and others not; the locks are taken in name
+        order, so two such updates never wait on each other in a cycle."""
+        refs = self.repo.refs
+        assert isinstance(refs, DiskRefsContainer)
+        if len({name for name, _, _ in updates}) != len(updates):
+            raise ValueError("a ref named twice in one update")
+
+        def attempt() -> bool:
+            try:
+                with ExitStack() as stack:
+                    ordered = sorted(updates, key=lambda u: u[0])
+                    locks = [stack.enter_context(locked_ref(refs, _ref(name)))
+                             for name, _, _ in ordered]
+                    for lock, (_, old, _) in zip(locks, ordered, strict=True):
+                        if not lock.ensure_equals(None if old is None else _oid(old)):
+                            raise _Stale  # every lock is released, no ref changed
+                    for lock, (_, _, new) in zip(locks, ordered, strict=True):
+                        if new is None:
+                            lock.delete()
+                        else:
+                            lock.set(_oid(new))  # written when its lock is released
+            except _Stale:
+                return False
+            return True
+
+        return self._locked(attempt)
 
     def _locked(self, update: Callable[[], object]) -> bool:
         """Run a ref update, waiting while another writer holds the ref's lock file.
