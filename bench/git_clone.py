@@ -11,8 +11,11 @@ alternating:
 
 - **pack phase**: `git clone` with `GIT_LFS_SKIP_SMUDGE=1` from each (what git itself
   moves), with hver's server CPU;
-- **LFS phase**: `git lfs pull` in a hver clone, against curl of the same bytes from nginx
-  (static file, sendfile).
+- **LFS phase**: `git lfs pull` in a hver clone, against `git lfs pull` in the
+  http-backend clone, whose LFS batch request nginx answers with a fixed body naming
+  the same bytes as a static file (sendfile): the same client work on both sides, so the
+  ratio is what hver's LFS server costs. curl of the file from nginx is printed for
+  scale.
 
 Last, a repo of `--commits` commits (one small file changed each, made with
 `git fast-import`) is pushed to hver and cloned from it while the server's peak RSS
@@ -24,6 +27,8 @@ phase ≥ 0.8× nginx, peak RSS < 300 MB. Needs git, git-lfs, nginx and fcgiwrap
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -63,7 +68,7 @@ def run_git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 class Backend:
     """nginx + fcgiwrap + `git http-backend`, exporting every repo under `projects`."""
 
-    def __init__(self, root: Path, projects: Path) -> None:
+    def __init__(self, root: Path, projects: Path, lfs_batch: str) -> None:
         self.dir = root / "backend"
         self.dir.mkdir()
         self.port = free_port()
@@ -80,6 +85,11 @@ class Backend:
             f"  default_type application/octet-stream;\n{temp}"
             f"  server {{\n    listen 127.0.0.1:{self.port};\n"
             f"    location /static/ {{ alias {root / 'static'}/; }}\n"
+            # git-lfs's batch request, answered with a fixed body: its objects are then
+            # fetched from /static/ (the like-for-like baseline of the LFS phase).
+            "    location = /clone.git/info/lfs/objects/batch {\n"
+            "      default_type application/vnd.git-lfs+json;\n"
+            f"      return 200 '{lfs_batch.replace('{port}', str(self.port))}';\n    }}\n"
             "    location / {\n"
             "      include /etc/nginx/fastcgi_params;\n"
             "      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n"
@@ -115,6 +125,14 @@ class Backend:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             stop_process(proc, signal.SIGTERM, 20)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def fast_import_stream(commits: int) -> bytes:
@@ -201,13 +219,19 @@ def run(args: argparse.Namespace, root: Path) -> int:
         static = root / "static"
         static.mkdir()
         os.link(src / "big.bin", static / "big.bin")
-        backend = Backend(root, projects)
+        oid = sha256_of(src / "big.bin")
+        size = (src / "big.bin").stat().st_size
+        batch = json.dumps({"transfer": "basic", "objects": [{
+            "oid": oid, "size": size, "authenticated": True,
+            "actions": {"download": {"href": "http://127.0.0.1:{port}/static/big.bin"}}}]})
+        backend = Backend(root, projects, batch)
         backend.start()
 
         skip = env | {"GIT_LFS_SKIP_SMUDGE": "1"}
         pack: dict[str, list[float]] = {"hver": [], "http-backend": []}
-        lfs: dict[str, list[float]] = {"hver": [], "nginx": []}
+        lfs: dict[str, list[float]] = {"hver": [], "nginx": [], "curl": []}
         cpu: list[float] = []
+        lfs_cpu: list[float] = []
         for rnd in range(args.rounds):
             order = ["hver", "http-backend"] if rnd % 2 == 0 else ["http-backend", "hver"]
             for who in order:
@@ -217,12 +241,17 @@ def run(args: argparse.Namespace, root: Path) -> int:
                 pack[who].append(run_git("clone", "-q", url, str(dst), env=skip))
                 if who == "hver":
                     cpu.append(cpu_seconds(pid) - c0)
+                    c0 = cpu_seconds(pid)
                     lfs["hver"].append(run_git("lfs", "pull", cwd=dst, env=env))
+                    lfs_cpu.append(cpu_seconds(pid) - c0)
                 else:
+                    lfs["nginx"].append(run_git("lfs", "pull", cwd=dst, env=env))
+                    if sha256_of(dst / "big.bin") != oid:
+                        raise SystemExit("the baseline's git lfs pull fetched other bytes")
                     start = time.perf_counter()
                     subprocess.run(["curl", "-sS", "--fail", "-o", str(dst / "big.copy"),
                                     f"{backend.url}/static/big.bin"], check=True)
-                    lfs["nginx"].append(time.perf_counter() - start)
+                    lfs["curl"].append(time.perf_counter() - start)
                 shutil.rmtree(dst)
 
         history = root / "history"
@@ -253,8 +282,12 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print(f"{'hver server CPU per pack-phase clone':<44} {min(cpu):8.2f}")
     print(f"{'LFS phase, git lfs pull from hver':<44} {lfs_best['hver']:8.2f}   "
           f"{size_mib / lfs_best['hver']:.0f} MiB/s")
-    print(f"{'LFS baseline, curl from nginx':<44} {lfs_best['nginx']:8.2f}   "
+    print(f"{'LFS baseline, git lfs pull from nginx':<44} {lfs_best['nginx']:8.2f}   "
           f"{size_mib / lfs_best['nginx']:.0f} MiB/s")
+    print(f"{'hver server CPU per LFS phase':<44} {min(lfs_cpu):8.2f}   "
+          f"{min(lfs_cpu) / (size_mib / 1024):.2f} s/GiB")
+    print(f"{'for scale: curl of the file from nginx':<44} {lfs_best['curl']:8.2f}   "
+          f"{size_mib / lfs_best['curl']:.0f} MiB/s")
     print(f"{'push of ' + str(args.commits) + ' commits':<44} {push_history:8.2f}")
     print(f"{'clone of ' + str(args.commits) + ' commits':<44} {clone_history:8.2f}")
     print(f"{'peak server RSS in that clone (MB)':<44} {rss:8.0f}"

@@ -625,3 +625,64 @@ def test_an_atomic_push_moves_every_ref_or_none(
     refs = {b.name: b.target_commit for b in api.list_repo_refs(repo).branches}
     assert refs["side"] == elsewhere
     assert refs["main"] == (base if atomic else new), done.stderr
+
+
+def test_every_object_a_push_brings_is_checked(server: Any, user_factory: Callable[..., Any]
+                                               ) -> None:
+    """Each refusal names what is wrong, and nothing moves: objects of the wrong type, a
+    missing object, a symbolic link, and a large file outside LFS in a commit that is not
+    the tip (every new commit is checked, not only the last). An annotated tag lands."""
+    from dulwich.objects import Blob, Tag, Tree
+
+    user = user_factory("gitfsck")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/fsck"
+    api.create_repo(repo)
+    main = head_now(api, repo)
+
+    def tree_of(*entries: tuple[bytes, int, Any]) -> Tree:
+        t = Tree()
+        for name, mode, sha in entries:
+            t.add(name, mode, sha)
+        return t
+
+    def refused(objects: list[Any], tip: Any, why: bytes, ref: str = "refs/heads/x") -> None:
+        report = raw_push(server, repo, user.token, [(ZERO, tip.id.decode(), ref)], objects)
+        assert f"ng {ref}".encode() in report and why in report, report
+        assert {b.name for b in api.list_repo_refs(repo).branches} == {"main"}
+        assert head_now(api, repo) == main
+
+    blob = Blob.from_string(b"text")
+    files = tree_of((b"a.txt", 0o100644, blob.id))
+    as_file = tree_of((b"f.txt", 0o100644, files.id))  # a file entry naming a tree
+    c = commit_on(main, as_file, "tree as file")
+    refused([blob, files, as_file, c], c, b"is not a blob")
+    ghost = Blob.from_string(b"not in the pack")
+    missing = tree_of((b"g.txt", 0o100644, ghost.id))
+    c = commit_on(main, missing, "missing")
+    refused([missing, c], c, b"missing from the push")
+    link = tree_of((b"l", 0o120000, blob.id))
+    c = commit_on(main, link, "link")
+    refused([blob, link, c], c, b"symbolic links")
+    c = commit_on(main, files, "parent is a blob")
+    c.parents = [blob.id]
+    refused([blob, files, c], c, b"is not a commit")
+    big = Blob.from_string(os.urandom(11 * MB))
+    with_big = tree_of((b"big.raw", 0o100644, big.id))
+    first = commit_on(main, with_big, "big")
+    second = commit_on(first.id.decode(), files, "big gone")
+    refused([big, with_big, first, blob, files, second], second, b"git-lfs")
+
+    ok = commit_on(main, files, "fine")
+    tag = Tag()
+    tag.name, tag.object = b"v1", (type(ok), ok.id)
+    tag.tagger, tag.tag_time, tag.tag_timezone = b"T <t@example.org>", 1_700_000_000, 0
+    tag.message = b"release\n"
+    report = raw_push(server, repo, user.token, [(ZERO, tag.id.decode(), "refs/tags/v1")],
+                      [blob, files, ok, tag])
+    assert b"ok refs/tags/v1" in report, report
+    assert {t.name: t.target_commit for t in api.list_repo_refs(repo).tags}["v1"] == \
+        ok.id.decode()
+    r = httpx.get(f"{server.endpoint}/{repo}/resolve/v1/a.txt",
+                  headers={"authorization": f"Bearer {user.token}"})
+    assert r.status_code == 200 and r.content == b"text"

@@ -38,8 +38,9 @@ from dulwich.errors import (
     GitProtocolError,
     ObjectFormatException,
 )
-from dulwich.object_store import BaseObjectStore, DiskObjectStore, MissingObjectFinder
-from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
+from dulwich.lru_cache import LRUCache
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.pack import PackHint, UnresolvedDeltas, write_pack_from_container
 from dulwich.protocol import CAPABILITY_ATOMIC, ReceivableProtocol
 from dulwich.refs import Ref
@@ -57,11 +58,12 @@ from hver.errors import HverError
 from hver.githttp.service import MALFORMED, OneRepo
 from hver.names import validate_branch, validate_path
 from hver.storage.git import GitRepo
-from hver.storage.lfs import parse_pointer
+from hver.storage.lfs import Pointer, parse_pointer
 
 RECEIVE_PACK = "git-receive-pack"
 ZERO = "0" * 40
 GITLINK = 0o160000
+PARSED_KEPT = 4096  # trees and commits a push keeps parsed (a few MB)
 LFS_HINT = ("Your push was rejected because it contains files larger than {limit} MiB "
             "({path}). Please use https://git-lfs.github.com/ to store large files.")
 
@@ -85,7 +87,12 @@ class _Push:
     def __init__(self, hub: Hub, actor: Actor, repo: Repo, git: GitRepo) -> None:
         self.hub, self.actor, self.repo, self.git = hub, actor, repo, git
         self.existing = _commits(git)
-        self.types: dict[ObjectID, int] = {}  # objects whose type a check has read
+        # What this push has read, each object once: types, fsck-checked objects, blobs'
+        # sizes and pointers, and which objects the repository already has.
+        self.types: dict[ObjectID, int] = {}
+        self.checked: set[ObjectID] = set()
+        self.blobs: dict[ObjectID, tuple[int, Pointer | None]] = {}
+        self.in_repo: dict[ObjectID, bool] = {}
 
     # -- deciding ---------------------------------------------------------------------
     def decide(self, store: BaseObjectStore, ref: str, old: str | None,
@@ -114,50 +121,152 @@ class _Push:
             if (old is not None and kind != "tag" and not access.can_write(self.actor, self.repo)
                     and not self._descends(store, commit, old)):
                 raise Refused("non-fast-forward: only the repo's writers may rewrite history")
-            update.objects = self._check_objects(store, ObjectID(new.encode()))
-            update.oids = self._check_new_commits(store, commit)
+            update.objects, update.oids = self._check_update(store, ObjectID(new.encode()),
+                                                                commit)
         except (KeyError, AttributeError, AssertionError, ObjectFormatException) as exc:
             raise Refused(f"malformed objects in the push ({type(exc).__name__})") from None
         return update
 
-    def _check_objects(self, store: BaseObjectStore, tip: ObjectID
-                       ) -> list[tuple[ObjectID, PackHint | None]]:
-        """Every object the update brings (from `tip`, a commit or a tag, to what the repo
-        has) is well formed (git fsck's rules: sorted unique tree entries, no `/`, `.`,
-        `..` or `.git` names, known modes) and of the type what names it says: a tree's
-        folders are trees and its files blobs, a commit's tree a tree and its parents
-        commits. Returns those objects: what may enter the repo."""
-        types = self.types  # what each object checked so far is: each one read once
+    def _check_update(self, store: BaseObjectStore, tip: ObjectID, head: Commit
+                      ) -> tuple[list[tuple[ObjectID, PackHint | None]], set[str]]:
+        """One walk over what an update brings, from `tip` (`head`, or a tag of it) to
+        what the repo has. Returns the objects it brings (all of it that may enter the
+        repo) and the LFS oids its new commits name.
 
-        def expect(sha: ObjectID, type_num: int, what: str) -> None:
-            if sha not in types:
+        - Every object new to the repo is well formed (git fsck's rules: sorted unique tree
+          entries, no `/`, `.`, `..` or `.git` names, known modes) and of the type what
+          names it says: a tree's folders are trees and its files blobs, a commit's tree a
+          tree and its parents commits; no submodule, no symbolic link.
+        - Every commit new to the repo's refs adds or changes only files whose path the
+          API accepts, none over `max_inline_file_size` outside LFS (the Hub's hint to use
+          git-lfs), and LFS pointers only to objects the repo holds or the pusher
+          uploaded to it (the possession rule).
+
+        Objects are parsed once and the latest few thousand kept (`_Parsed`): a commit's
+        trees, read for their checks, are what its diff against its parent reads next."""
+        parsed = _Parsed(store)
+        brought: list[tuple[ObjectID, PackHint | None]] = []
+        mine: set[ObjectID] = set()  # brought by this update
+        pointers: dict[str, tuple[int, str]] = {}  # oid -> (size, path)
+        limit = self.hub.settings.max_inline_file_size
+
+        def visit(sha: ObjectID, type_num: int, what: str) -> ShaFile | None:
+            """Check an object that `what` names as of type `type_num`: the object, if it
+            is new to the repo (and this update), else None."""
+            if sha in mine or self._held(sha):
+                if self._type(store, sha, what) != type_num:
+                    raise Refused(f"{what} is not a {_TYPE_NAMES.get(type_num, '?')}")
+                return None
+            if type_num == Blob.type_num:
+                self._blob(store, sha, what)  # its type checked, its size and pointer read
+                obj: ShaFile | None = None
+            else:
                 try:
-                    types[sha] = store.get_raw(sha)[0]
+                    obj = parsed[sha]
                 except KeyError:
                     raise Refused(f"{what} is missing from the push") from None
-            if types[sha] != type_num:
-                raise Refused(f"{what} is not a {_TYPE_NAMES.get(type_num, '?')}")
+                if obj.type_num != type_num:
+                    raise Refused(f"{what} is not a {_TYPE_NAMES.get(type_num, '?')}")
+                if sha not in self.checked:
+                    obj.check()
+                    self.checked.add(sha)
+            mine.add(sha)
+            brought.append((sha, None))
+            return obj
 
-        brought = list(MissingObjectFinder(store, self.existing, [tip]))
-        for oid, _ in brought:
-            obj = store[oid]
-            obj.check()
-            types[oid] = obj.type_num
-            if isinstance(obj, Commit):
-                expect(obj.tree, Tree.type_num, "a commit's tree")
-                for parent in obj.parents:
-                    expect(parent, Commit.type_num, "a commit's parent")
-            elif isinstance(obj, Tree):
-                for item in obj.iteritems():
+        def walk_tree(root: ObjectID, what: str) -> None:
+            stack = [(root, what)]
+            while stack:
+                sha, name = stack.pop()
+                tree = visit(sha, Tree.type_num, name)
+                if tree is None:
+                    continue
+                assert isinstance(tree, Tree)
+                for item in tree.iteritems():
                     if stat.S_ISDIR(item.mode):
-                        expect(item.sha, Tree.type_num, f"folder {item.path!r}")
+                        stack.append((item.sha, f"folder {item.path!r}"))
                     elif item.mode == GITLINK or stat.S_ISLNK(item.mode):
-                        name = item.path.decode("utf-8", "replace")
-                        raise Refused(f"{name}: submodules and symbolic links are not "
+                        label = item.path.decode("utf-8", "replace")
+                        raise Refused(f"{label}: submodules and symbolic links are not "
                                       "accepted")
                     else:
-                        expect(item.sha, Blob.type_num, f"file {item.path!r}")
-        return brought
+                        visit(item.sha, Blob.type_num, f"file {item.path!r}")
+
+        sha = tip
+        while self._type(store, sha, "the pushed object") == Tag.type_num:  # a tag's chain
+            visit(sha, Tag.type_num, "a tag")
+            kind, sha = cast(Tag, parsed[sha]).object
+            if self._type(store, sha, "a tag's object") != kind.type_num:
+                raise Refused(f"a tag's object is not a {_TYPE_NAMES.get(kind.type_num, '?')}")
+
+        for entry in Walker(cast(BaseObjectStore, parsed), [head.id], exclude=self.existing):
+            commit = entry.commit
+            visit(commit.id, Commit.type_num, "a commit")
+            if not self._held(commit.id):
+                walk_tree(commit.tree, "a commit's tree")
+                for parent in commit.parents:
+                    visit(parent, Commit.type_num, "a commit's parent")
+            parent_tree = (cast(Commit, parsed[commit.parents[0]]).tree
+                           if commit.parents else None)
+            for change in tree_changes(cast(BaseObjectStore, parsed), parent_tree,
+                                       commit.tree):
+                new = change.new
+                if new is None or new.path is None or new.sha is None or new.mode is None:
+                    continue  # a deletion
+                path = new.path.decode("utf-8", "surrogateescape")
+                try:
+                    validate_path(path)
+                except HverError as exc:
+                    raise Refused(f"{exc} (in commit {commit.id.decode()[:12]})") from None
+                if new.mode == GITLINK or stat.S_ISLNK(new.mode):
+                    raise Refused(f"{path}: submodules and symbolic links are not accepted")
+                size, pointer = self._blob(store, new.sha, f"file {path!r}")
+                if pointer is not None:
+                    pointers[pointer.oid] = (pointer.size, path)
+                elif size > limit:
+                    raise Refused(LFS_HINT.format(limit=limit // (1024 * 1024), path=path))
+        if pointers:
+            held = held_objects(self.hub, self.repo.id, pointers, contributor=self.actor.id)
+            for oid, (size, path) in pointers.items():
+                obj_ = held.get(oid)
+                if obj_ is None:
+                    raise Refused(f"LFS object {oid} ({path}) was never uploaded to this "
+                                  "repo: push it with git-lfs first (git lfs push --all)")
+                if obj_.size != size:
+                    raise Refused(f"LFS object {oid} ({path}) is {obj_.size} bytes, "
+                                  f"not {size}")
+        return brought, set(pointers)
+
+    def _held(self, sha: ObjectID) -> bool:
+        """Whether the repository has the object (and so all it reaches)."""
+        known = self.in_repo.get(sha)
+        if known is None:
+            target = self.git.repo.object_store
+            known = self.in_repo[sha] = target.contains_packed(sha) or target.contains_loose(sha)
+        return known
+
+    def _type(self, store: BaseObjectStore, sha: ObjectID, what: str) -> int:
+        if sha not in self.types:
+            try:
+                self.types[sha] = store.get_raw(sha)[0]
+            except KeyError:
+                raise Refused(f"{what} is missing from the push") from None
+        return self.types[sha]
+
+    def _blob(self, store: BaseObjectStore, sha: ObjectID, what: str
+              ) -> tuple[int, Pointer | None]:
+        """A blob's size, and the LFS pointer it is if it is one: read once per push."""
+        facts = self.blobs.get(sha)
+        if facts is None:
+            try:
+                type_num, data = store.get_raw(sha)
+            except KeyError:
+                raise Refused(f"{what} is missing from the push") from None
+            self.types[sha] = type_num
+            if type_num != Blob.type_num:
+                raise Refused(f"{what} is not a blob")
+            facts = self.blobs[sha] = (len(data), parse_pointer(data))
+        return facts
 
     def _kind(self, update: _Update) -> str:
         ref = update.ref
@@ -192,44 +301,6 @@ class _Push:
         target = ObjectID(old.encode())
         return any(entry.commit.id == target for entry in Walker(store, [commit.id]))
 
-    def _check_new_commits(self, store: BaseObjectStore, tip: Commit) -> set[str]:
-        """Check what every commit new to the repo adds; returns the LFS oids they name."""
-        limit = self.hub.settings.max_inline_file_size
-        pointers: dict[str, tuple[int, str]] = {}  # oid -> (size, path)
-        for entry in Walker(store, [tip.id], exclude=self.existing):
-            commit = entry.commit
-            parent_tree = cast(Commit, store[commit.parents[0]]).tree if commit.parents else None
-            for change in tree_changes(store, parent_tree, commit.tree):
-                new = change.new
-                if new is None or new.path is None or new.sha is None or new.mode is None:
-                    continue  # a deletion
-                path = new.path.decode("utf-8", "surrogateescape")
-                try:
-                    validate_path(path)
-                except HverError as exc:
-                    raise Refused(f"{exc} (in commit {commit.id.decode()[:12]})") from None
-                if new.mode == GITLINK or stat.S_ISLNK(new.mode):
-                    raise Refused(f"{path}: submodules and symbolic links are not accepted")
-                blob = store[new.sha]
-                assert isinstance(blob, Blob)
-                data = blob.as_raw_string()
-                pointer = parse_pointer(data)
-                if pointer is not None:
-                    pointers[pointer.oid] = (pointer.size, path)
-                elif len(data) > limit:
-                    raise Refused(LFS_HINT.format(limit=limit // (1024 * 1024), path=path))
-        if pointers:
-            held = held_objects(self.hub, self.repo.id, pointers, contributor=self.actor.id)
-            for oid, (size, path) in pointers.items():
-                obj = held.get(oid)
-                if obj is None:
-                    raise Refused(f"LFS object {oid} ({path}) was never uploaded to this "
-                                  "repo: push it with git-lfs first (git lfs push --all)")
-                if obj.size != size:
-                    raise Refused(f"LFS object {oid} ({path}) is {obj.size} bytes, "
-                                  f"not {size}")
-        return set(pointers)
-
     # -- applying ---------------------------------------------------------------------
     def apply(self, updates: list[_Update]) -> None:
         """Move the refs of `updates`, all or none: each must still hold the value the
@@ -252,6 +323,21 @@ class _Push:
             raise Refused(str(exc)) from None
         if any(u.ref == f"refs/heads/{DEFAULT_BRANCH}" for u in updates):
             refresh_index(self.hub, self.repo, git)
+
+
+class _Parsed:
+    """An object store's objects, each parsed once while it is among the latest
+    `PARSED_KEPT` read: what a push's walk and its diffs read over and over."""
+
+    def __init__(self, store: BaseObjectStore) -> None:
+        self.store = store
+        self.kept: LRUCache[ObjectID, ShaFile] = LRUCache(PARSED_KEPT)
+
+    def __getitem__(self, sha: ObjectID) -> ShaFile:
+        obj = self.kept.get(sha)
+        if obj is None:
+            obj = self.kept[sha] = self.store[sha]
+        return obj
 
 
 _TYPE_NAMES = {Blob.type_num: "blob", Tree.type_num: "tree", Commit.type_num: "commit",
@@ -284,7 +370,7 @@ def _store_pack(git: GitRepo, store: DiskObjectStore,
                 objects: list[tuple[ObjectID, PackHint | None]]) -> None:
     """Write `objects` (read from `store`) into the repository as one new pack, streamed
     into its pack folder and indexed before it is visible."""
-    if not objects:
+    if not objects or _move_whole(git, store, {oid for oid, _ in objects}):
         return
     target = git.repo.object_store
     f, commit, abort = target.add_pack()
@@ -297,6 +383,44 @@ def _store_pack(git: GitRepo, store: DiskObjectStore,
         abort()
         raise
     commit()
+
+
+def _move_whole(git: GitRepo, store: DiskObjectStore, objects: set[ObjectID]) -> bool:
+    """The usual case, a push all of which is accepted: the quarantined pack (completed,
+    indexed and every object of it read by dulwich) moves into the repository as it is,
+    when each object in it is one of `objects` or one the repository already has (a
+    thin pack's bases). False, and nothing done, otherwise."""
+    packs = store.packs
+    if len(packs) != 1:
+        return False
+    pack = packs[0]
+    target = git.repo.object_store
+
+    def held(oid: ObjectID) -> bool:
+        return target.contains_packed(oid) or target.contains_loose(oid)
+
+    inside = set(pack)
+    if any(oid not in objects and not held(oid) for oid in inside) or any(
+            oid not in inside and not held(oid) for oid in objects):
+        return False
+    pack.close()
+    folder = Path(target.pack_dir)
+    data, index = Path(pack._data_path), Path(pack._idx_path)
+    try:
+        os.replace(data, folder / data.name)
+    except OSError:  # another file system: written again, as when a part is refused
+        return False
+    try:
+        os.replace(index, folder / index.name)  # the index last: then it is visible
+    except OSError:
+        os.replace(folder / data.name, data)
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 # What a broken or cut pack raises while it is read and indexed (PackInputTooLarge, over
