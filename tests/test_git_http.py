@@ -15,6 +15,7 @@ import html
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -686,3 +687,34 @@ def test_every_object_a_push_brings_is_checked(server: Any, user_factory: Callab
     r = httpx.get(f"{server.endpoint}/{repo}/resolve/v1/a.txt",
                   headers={"authorization": f"Bearer {user.token}"})
     assert r.status_code == 200 and r.content == b"text"
+
+
+def test_large_lfs_files_are_pushed_in_parts(server: Any, user_factory: Callable[..., Any],
+                                             git_env: dict[str, str], tmp_path: Path) -> None:
+    """Objects over the multipart threshold (8 MiB on the tests' server, 3 MiB parts):
+    stock git-lfs PUTs them whole; with the Hub's transfer agent (`hf
+    lfs-enable-largefiles`) git-lfs is told to use `multipart` and sends them in parts."""
+    user = user_factory("gitparts")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/parts"
+    api.create_repo(repo)
+    work = tmp_path / "work"
+    git(git_env, "clone", url(server, repo, user.token), str(work))
+    git(git_env, "lfs", "track", "*.bin", cwd=work)
+    whole, parted = os.urandom(10 * MB), os.urandom(10 * MB + 12345)
+    (work / "whole.bin").write_bytes(whole)
+    commit_all(git_env, work, "whole")
+    git(git_env, "push", "origin", "main", cwd=work)
+
+    hf = Path(sys.executable).with_name("hf")
+    env = git_env | {"PATH": f"{hf.parent}{os.pathsep}{git_env['PATH']}"}
+    subprocess.run([str(hf), "lfs-enable-largefiles", "."], cwd=work, env=env, check=True,
+                   capture_output=True)
+    (work / "parted.bin").write_bytes(parted)
+    commit_all(git_env, work, "in parts")
+    done = git(env | {"GIT_TRACE": "1"}, "push", "origin", "main", cwd=work)
+    assert 'adapter "multipart"' in done.stderr
+
+    for name, data in (("whole.bin", whole), ("parted.bin", parted)):
+        got = Path(api.hf_hub_download(repo, name, cache_dir=tmp_path / "cache"))
+        assert sha256(got) == hashlib.sha256(data).hexdigest(), name

@@ -108,8 +108,8 @@ def _batch_handler(repo_type: RepoType) -> Any:
                     }
                 item["actions"] = {"upload": upload, "verify": verify}
             out.append(item)
-        return JSONResponse({"transfer": "basic", "objects": out, "hash_algo": "sha256"},
-                            media_type=LFS_JSON)
+        return JSONResponse({"transfer": _transfer(body, plans), "objects": out,
+                             "hash_algo": "sha256"}, media_type=LFS_JSON)
 
     return batch
 
@@ -195,6 +195,21 @@ class _PartWriter:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+
+def _transfer(body: dict[str, Any], plans: list[core_lfs.BatchObject]) -> str:
+    """The transfer adapter the client is to use. `multipart` (parts PUT to their own
+    signed URLs, then a completion POST to the object's href) when the client offers it
+    (huggingface_hub does; git-lfs with the transfer agent `hf lfs-enable-largefiles`
+    sets up) and every object to upload is sent in parts, as the agent reads parts from
+    every object it is given; else `basic` (one PUT, which the object's href also
+    takes)."""
+    offered = body.get("transfers")
+    uploads = [p for p in plans if not p.present and p.error is None]
+    if (isinstance(offered, list) and "multipart" in offered and uploads
+            and all(p.parts for p in uploads)):
+        return "multipart"
+    return "basic"
 
 
 def _multipart_path(hub: Hub, repo_id: int, oid: str) -> Path:
