@@ -457,7 +457,7 @@ def commit_on(parent: str, tree: Any, message: str) -> Any:
 
 
 def raw_push(server: Any, repo: str, token: str, commands: list[tuple[str, str, str]],
-             objects: list[Any]) -> bytes:
+             objects: list[Any], caps: str = "report-status") -> bytes:
     """A receive-pack request built by hand: `commands` (old, new, ref) and a pack of
     dulwich `objects`, sent as git would; returns the report."""
     from io import BytesIO
@@ -466,7 +466,7 @@ def raw_push(server: Any, repo: str, token: str, commands: list[tuple[str, str, 
     from dulwich.pack import write_pack_objects
 
     lines = [f"{old} {new} {ref}".encode() for old, new, ref in commands]
-    lines[0] += b"\0report-status"
+    lines[0] += b"\0" + caps.encode()
     pack = BytesIO()
     write_pack_objects(pack, [(o, None) for o in objects],
                        object_format=DEFAULT_OBJECT_FORMAT)
@@ -718,3 +718,52 @@ def test_large_lfs_files_are_pushed_in_parts(server: Any, user_factory: Callable
     for name, data in (("whole.bin", whole), ("parted.bin", parted)):
         got = Path(api.hf_hub_download(repo, name, cache_dir=tmp_path / "cache"))
         assert sha256(got) == hashlib.sha256(data).hexdigest(), name
+
+
+def test_ref_names_and_ids_a_push_gets_wrong(server: Any, user_factory: Callable[..., Any]
+                                             ) -> None:
+    """Refused with a reason, never a server error: a branch that would be a folder of
+    another (`a` and `a/b`), an object id in upper case, a parent missing from the push.
+    A deleted branch leaves no folder behind: its name's prefix can be a branch again."""
+    from dulwich.objects import Blob, Tree
+
+    user = user_factory("gitnames")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/names"
+    api.create_repo(repo)
+    main = head_now(api, repo)
+    blob = Blob.from_string(b"x")
+    tree = Tree()
+    tree.add(b"x.txt", 0o100644, blob.id)
+    c = commit_on(main, tree, "c")
+    sha = c.id.decode()
+
+    def branches() -> set[str]:
+        return {b.name for b in api.list_repo_refs(repo).branches}
+
+    report = raw_push(server, repo, user.token, [(ZERO, sha, "refs/heads/a"),
+                                                 (ZERO, sha, "refs/heads/a/b")],
+                      [blob, tree, c], caps="report-status atomic")
+    assert report.count(b"conflicts with") == 2, report
+    assert branches() == {"main"}
+    report = raw_push(server, repo, user.token, [(ZERO, sha, "refs/heads/a"),
+                                                 (ZERO, sha, "refs/heads/a/b")],
+                      [blob, tree, c])
+    assert b"ok refs/heads/a\n" in report and b"ng refs/heads/a/b" in report, report
+    assert branches() == {"main", "a"}
+
+    report = raw_push(server, repo, user.token, [(ZERO, sha, "refs/heads/f/g")], [])
+    assert b"ok refs/heads/f/g" in report, report
+    report = raw_push(server, repo, user.token, [(sha, ZERO, "refs/heads/f/g")], [])
+    assert b"ok refs/heads/f/g" in report, report
+    api.create_branch(repo, branch="f")  # no folder `f/` left in its way
+    assert branches() == {"main", "a", "f"}
+
+    report = raw_push(server, repo, user.token, [(ZERO, sha.upper(), "refs/heads/up")], [])
+    assert b"ng refs/heads/up malformed command" in report, report
+    orphan = commit_on(main, tree, "parent not sent")
+    orphan.parents = [Blob.from_string(b"never pushed").id]
+    report = raw_push(server, repo, user.token, [(ZERO, orphan.id.decode(), "refs/heads/o")],
+                      [blob, tree, orphan])
+    assert b"ng refs/heads/o malformed objects" in report, report
+    assert branches() == {"main", "a", "f"}

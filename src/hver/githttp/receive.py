@@ -23,6 +23,7 @@ With the `atomic` capability (`git push --atomic`), one refused ref refuses them
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 import zlib
@@ -36,6 +37,7 @@ from dulwich.errors import (
     ApplyDeltaError,
     ChecksumMismatch,
     GitProtocolError,
+    MissingCommitError,
     ObjectFormatException,
 )
 from dulwich.lru_cache import LRUCache
@@ -62,6 +64,7 @@ from hver.storage.lfs import Pointer, parse_pointer
 
 RECEIVE_PACK = "git-receive-pack"
 ZERO = "0" * 40
+_HEX_ID = re.compile(r"[0-9a-f]{40}")
 GITLINK = 0o160000
 PARSED_KEPT = 4096  # trees and commits a push keeps parsed (a few MB)
 LFS_HINT = ("Your push was rejected because it contains files larger than {limit} MiB "
@@ -98,6 +101,8 @@ class _Push:
     def decide(self, store: BaseObjectStore, ref: str, old: str | None,
                new: str | None) -> _Update:
         update = _Update(ref, old, new)
+        if any(sha is not None and not _HEX_ID.fullmatch(sha) for sha in (old, new)):
+            raise Refused("malformed command: object ids are 40 lower-case hex digits")
         if self.git.ref(ref) != old:
             raise Refused("fetch first: the ref moved since you fetched")
         kind = self._kind(update)
@@ -123,7 +128,8 @@ class _Push:
                 raise Refused("non-fast-forward: only the repo's writers may rewrite history")
             update.objects, update.oids = self._check_update(store, ObjectID(new.encode()),
                                                                 commit)
-        except (KeyError, AttributeError, AssertionError, ObjectFormatException) as exc:
+        except (KeyError, AttributeError, AssertionError, ObjectFormatException,
+                MissingCommitError) as exc:
             raise Refused(f"malformed objects in the push ({type(exc).__name__})") from None
         return update
 
@@ -222,7 +228,10 @@ class _Push:
                     raise Refused(f"{path}: submodules and symbolic links are not accepted")
                 size, pointer = self._blob(store, new.sha, f"file {path!r}")
                 if pointer is not None:
-                    pointers[pointer.oid] = (pointer.size, path)
+                    seen = pointers.setdefault(pointer.oid, (pointer.size, path))
+                    if seen[0] != pointer.size:
+                        raise Refused(f"LFS object {pointer.oid} is named with two sizes "
+                                      f"({seen[1]}: {seen[0]}, {path}: {pointer.size})")
                 elif size > limit:
                     raise Refused(LFS_HINT.format(limit=limit // (1024 * 1024), path=path))
         if pointers:
@@ -306,19 +315,28 @@ class _Push:
         """Move the refs of `updates`, all or none: each must still hold the value the
         push was decided on. What a pull request records (its commit events) and what the
         pusher uploaded as a contributor (held from now on) are written in the same
-        transaction, which the ref moves end: refused, it leaves nothing behind."""
+        transaction, which the ref moves end: refused, no ref moves and nothing is
+        recorded. (The objects, stored before, stay in the repository where no ref
+        reaches them, as with git: they passed every check of the push.)"""
         git = self.git
+
+        def move() -> None:
+            if not git.update_refs([(u.ref, u.old, u.new) for u in updates]):
+                raise Refused("fetch first: the ref moved meanwhile")
+
         try:
-            with self.hub.db.write() as session:
-                for update in updates:
-                    if update.pr_num is not None:
-                        assert update.new is not None
-                        pulls.take_commit(session, git, self.actor, self.repo,
-                                          update.pr_num, update.new)
-                    if update.oids:
-                        promote(session, self.repo.id, self.actor.id, update.oids)
-                if not git.update_refs([(u.ref, u.old, u.new) for u in updates]):
-                    raise Refused("fetch first: the ref moved meanwhile")
+            if not any(u.pr_num is not None or u.oids for u in updates):
+                move()  # nothing to record: no transaction held while the refs move
+            else:
+                with self.hub.db.write() as session:
+                    for update in updates:
+                        if update.pr_num is not None:
+                            assert update.new is not None
+                            pulls.take_commit(session, git, self.actor, self.repo,
+                                              update.pr_num, update.new)
+                        if update.oids:
+                            promote(session, self.repo.id, self.actor.id, update.oids)
+                    move()
         except HverError as exc:
             raise Refused(str(exc)) from None
         if any(u.ref == f"refs/heads/{DEFAULT_BRANCH}" for u in updates):
@@ -342,6 +360,12 @@ class _Parsed:
 
 _TYPE_NAMES = {Blob.type_num: "blob", Tree.type_num: "tree", Commit.type_num: "commit",
                Tag.type_num: "tag"}
+
+
+def _sha(raw: bytes) -> str | None:
+    """An object id of a command line; None for git's zero id (no object)."""
+    sha = raw.decode("ascii", "replace")
+    return None if sha == ZERO else sha
 
 
 def _commits(git: GitRepo) -> list[ObjectID]:
@@ -444,9 +468,8 @@ class _Handler(ReceivePackHandler):
 
     def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
                     ) -> Iterator[tuple[bytes, bytes]]:
-        commands = [(ref.decode("utf-8", "surrogateescape"),
-                     None if old.decode() == ZERO else old.decode(),
-                     None if new.decode() == ZERO else new.decode()) for old, new, ref in refs]
+        commands = [(ref.decode("utf-8", "surrogateescape"), _sha(old), _sha(new))
+                    for old, new, ref in refs]
         with tempfile.TemporaryDirectory(prefix="push-",
                                          dir=self.push.hub.settings.tmp_dir) as tmp:
             root = Path(tmp) / "objects"

@@ -41,6 +41,35 @@ class _Stale(Exception):
     """A ref no longer holds the value an update expected."""
 
 
+def _check_folders(refs: DiskRefsContainer,
+                   updates: Sequence[tuple[str, str | None, str | None]]) -> None:
+    """Conflict if, once `updates` are made, one ref's name is a folder of another's."""
+    deleted = {name for name, _, new in updates if new is None}
+    names = {n.decode("utf-8", "surrogateescape") for n in refs.allkeys()} - deleted
+    names |= {name for name, _, new in updates if new is not None}
+    for name, _, new in updates:
+        if new is None:
+            continue
+        parts = name.split("/")
+        clash = next((p for p in ("/".join(parts[:i]) for i in range(2, len(parts)))
+                      if p in names), None)
+        if clash is None and any(other.startswith(name + "/") for other in names):
+            clash = next(other for other in names if other.startswith(name + "/"))
+        if clash is not None:
+            raise Conflict(f"{name} conflicts with the existing ref {clash}.")
+
+
+def _prune_folders(refs: DiskRefsContainer, name: str) -> None:
+    """Remove the folders of ref `name` that hold nothing (left by a deleted ref, or by a
+    lock file of an update that did not happen), up to `refs/heads`, `refs/tags`, ..."""
+    parts = name.split("/")
+    for i in range(len(parts) - 1, 2, -1):
+        try:
+            os.rmdir(refs.refpath(_ref("/".join(parts[:i]))))
+        except OSError:  # not empty, gone, or not a folder
+            return
+
+
 def _oid(sha: str) -> ObjectID:
     return ObjectID(sha.encode())
 
@@ -124,21 +153,24 @@ class GitRepo:
         exist; None as `new`: delete): all of them if every one still holds its `old`,
         else none (False). Every ref's lock is held until all are checked and written,
         so no other writer sees some moved and others not; the locks are taken in name
-        order, so two such updates never wait on each other in a cycle."""
+        order, so two such updates never wait on each other in a cycle. A name that is a
+        folder of another ref's (`a` and `a/b`), once the update is made, is a Conflict
+        and nothing moves; folders left empty are removed, as git does."""
         refs = self.repo.refs
         assert isinstance(refs, DiskRefsContainer)
         if len({name for name, _, _ in updates}) != len(updates):
             raise ValueError("a ref named twice in one update")
+        ordered = sorted(updates, key=lambda u: u[0])
 
         def attempt() -> bool:
             try:
                 with ExitStack() as stack:
-                    ordered = sorted(updates, key=lambda u: u[0])
                     locks = [stack.enter_context(locked_ref(refs, _ref(name)))
                              for name, _, _ in ordered]
                     for lock, (_, old, _) in zip(locks, ordered, strict=True):
                         if not lock.ensure_equals(None if old is None else _oid(old)):
                             raise _Stale  # every lock is released, no ref changed
+                    _check_folders(refs, ordered)
                     for lock, (_, _, new) in zip(locks, ordered, strict=True):
                         if new is None:
                             lock.delete()
@@ -146,6 +178,14 @@ class GitRepo:
                             lock.set(_oid(new))  # written when its lock is released
             except _Stale:
                 return False
+            except FileLocked:
+                raise
+            except OSError as exc:  # a lock file where a folder of refs is, or under a ref
+                raise Conflict(f"A ref name conflicts with an existing ref ({exc.strerror})."
+                               ) from None
+            finally:
+                for name, _, _ in ordered:
+                    _prune_folders(refs, name)
             return True
 
         return self._locked(attempt)
