@@ -6,8 +6,8 @@
 Starts its own `hver serve` (one worker, temporary data directory, random loopback port),
 pushes a repo of `--files` small files and one `--lfs-mib` LFS file to it with git and
 git-lfs (timed: the push), and makes a bare copy of it that nginx serves through
-fcgiwrap and `git http-backend` (the baseline). Then, `--rounds` times, the order
-alternating:
+fcgiwrap and `git http-backend` (the baseline). Then, in alternating order,
+`--pack-rounds` (7) and `--rounds` (2) times:
 
 - **pack phase**: `git clone` with `GIT_LFS_SKIP_SMUDGE=1` from each (what git itself
   moves), with hver's server CPU;
@@ -157,7 +157,9 @@ def main() -> int:
     p.add_argument("--files", type=int, default=1000, help="small files (1000)")
     p.add_argument("--lfs-mib", type=int, default=1024, help="size of the LFS file (1024)")
     p.add_argument("--commits", type=int, default=10_000, help="history depth (10000)")
-    p.add_argument("--rounds", type=int, default=2, help="rounds of each clone (2)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the LFS phase (2)")
+    p.add_argument("--pack-rounds", type=int, default=7,
+                   help="rounds of the pack phase (7): a clone takes a few tenths of a second")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args()
     for tool in ("git", "git-lfs", "nginx", "fcgiwrap", "curl"):
@@ -183,7 +185,8 @@ def run(args: argparse.Namespace, root: Path) -> int:
     run_git("config", "--global", "user.name", "Bench", env=env)
     run_git("config", "--global", "user.email", "bench@example.org", env=env)
     print(f"git clone bench: {args.files} files + {args.lfs_mib} MiB LFS, {args.commits} "
-          f"commits, {args.rounds} rounds, {os.cpu_count()} CPUs, tmp {root}", flush=True)
+          f"commits, {args.pack_rounds} pack / {args.rounds} LFS rounds, {os.cpu_count()} CPUs, "
+          f"tmp {root}", flush=True)
 
     hver = Hver(root)
     hver.env.update(HVER_WORKERS="1", HVER_RATE_LIMIT_EXEMPT=USER)
@@ -232,15 +235,21 @@ def run(args: argparse.Namespace, root: Path) -> int:
         lfs: dict[str, list[float]] = {"hver": [], "nginx": [], "curl": []}
         cpu: list[float] = []
         lfs_cpu: list[float] = []
-        for rnd in range(args.rounds):
+        for rnd in range(max(args.rounds, args.pack_rounds)):
             order = ["hver", "http-backend"] if rnd % 2 == 0 else ["http-backend", "hver"]
             for who in order:
                 dst = root / f"clone-{who}-{rnd}"
                 url = remote if who == "hver" else f"{backend.url}/clone.git"
                 c0 = cpu_seconds(pid)
-                pack[who].append(run_git("clone", "-q", url, str(dst), env=skip))
+                took = run_git("clone", "-q", url, str(dst), env=skip)
+                if rnd < args.pack_rounds:
+                    pack[who].append(took)
+                    if who == "hver":
+                        cpu.append(cpu_seconds(pid) - c0)
+                if rnd >= args.rounds:
+                    shutil.rmtree(dst)
+                    continue
                 if who == "hver":
-                    cpu.append(cpu_seconds(pid) - c0)
                     c0 = cpu_seconds(pid)
                     lfs["hver"].append(run_git("lfs", "pull", cwd=dst, env=env))
                     lfs_cpu.append(cpu_seconds(pid) - c0)

@@ -767,3 +767,36 @@ def test_ref_names_and_ids_a_push_gets_wrong(server: Any, user_factory: Callable
                       [blob, tree, orphan])
     assert b"ng refs/heads/o malformed objects" in report, report
     assert branches() == {"main", "a", "f"}
+
+
+def test_fetches_after_pushed_deltas(server: Any, user_factory: Callable[..., Any],
+                                     git_env: dict[str, str], tmp_path: Path) -> None:
+    """Packs are sent as the repo stores them (pushed deltas kept as deltas): a fetch of
+    edits whose bases the fetcher has, a fresh clone, and a shallow fetch all check out
+    and pass `git fsck`, with loose objects from API commits in the mix."""
+    user = user_factory("gitdelta")
+    api = HfApi(endpoint=server.endpoint, token=user.token)
+    repo = f"{user.name}/deltas"
+    api.create_repo(repo)
+    remote = url(server, repo, user.token)
+    base = "\n".join(f"line {n} {'x' * 40}" for n in range(2000)) + "\n"
+    api.upload_file(path_or_fileobj=base.encode(), path_in_repo="text.txt", repo_id=repo)
+    reader, writer = tmp_path / "reader", tmp_path / "writer"
+    git(git_env, "clone", remote, str(reader))
+    git(git_env, "clone", remote, str(writer))
+    text = base
+    for n in range(3):  # small edits of a large file: pushed as deltas
+        text = text.replace(f"line {n * 7} ", f"line {n * 7} edited ")
+        (writer / "text.txt").write_text(text)
+        commit_all(git_env, writer, f"edit {n}")
+        git(git_env, "push", "origin", "main", cwd=writer)
+    api.upload_file(path_or_fileobj=b"loose", path_in_repo="api.txt", repo_id=repo)
+    git(git_env, "pull", "-q", "origin", "main", cwd=reader)
+    assert (reader / "text.txt").read_text() == text
+    assert (reader / "api.txt").read_bytes() == b"loose"
+    git(git_env, "fsck", "--strict", cwd=reader)
+    fresh, shallow = tmp_path / "fresh", tmp_path / "shallow"
+    git(git_env, "clone", remote, str(fresh))
+    git(git_env, "fsck", "--strict", cwd=fresh)
+    git(git_env, "clone", "--depth", "2", remote, str(shallow))
+    assert (shallow / "text.txt").read_text() == text

@@ -13,9 +13,9 @@ Packs are built with dulwich (`MissingObjectFinder`, `write_pack_from_container`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dulwich.object_filters import (
     CombineFilter,
@@ -26,9 +26,15 @@ from dulwich.object_filters import (
     filter_pack_objects_with_paths,
     parse_filter_spec,
 )
-from dulwich.object_store import MissingObjectFinder, find_shallow
-from dulwich.objects import ObjectID, Tag, valid_hexsha
-from dulwich.pack import PackHint, write_pack_from_container
+from dulwich.object_store import BaseObjectStore, MissingObjectFinder, find_shallow
+from dulwich.objects import ObjectID, RawObjectID, Tag, sha_to_hex, valid_hexsha
+from dulwich.pack import (
+    REF_DELTA,
+    PackHint,
+    UnpackedObject,
+    full_unpacked_object,
+    write_pack_data,
+)
 from dulwich.refs import Ref
 from dulwich.repo import Repo as DulwichRepo
 
@@ -257,8 +263,9 @@ class _Fetch:
 
         if not self.no_progress:
             self.write(pkt(BAND_PROGRESS + f"hver: {len(objects)} objects\n".encode()))
-        write_pack_from_container(band, self.store, objects,
-                                  object_format=self.repo.object_format)
+        todo = {oid for oid, _ in objects}
+        write_pack_data(band, _as_stored(self.store, todo), num_records=len(todo),
+                        object_format=self.repo.object_format)
 
     def _filtered(self, objects: list[tuple[ObjectID, PackHint | None]]
                   ) -> list[tuple[ObjectID, PackHint | None]]:
@@ -282,6 +289,23 @@ class _Fetch:
                 if peeled is not None:
                     out[ObjectID(peeled)] = ObjectID(sha)
         return out
+
+
+def _as_stored(store: BaseObjectStore, todo: set[ObjectID]) -> Iterator[UnpackedObject]:
+    """The objects of `todo` for a pack, read as the repo's packs hold them: inflated,
+    not parsed and written out again, and a delta kept as one where its base is sent
+    too. The rest (loose objects, deltas on bases the client is not sent) whole."""
+    sent: set[ObjectID] = set()
+    for unpacked in store.iter_unpacked_subset(todo, allow_missing=True,
+                                               convert_ofs_delta=True):
+        sha = sha_to_hex(RawObjectID(unpacked.sha()))
+        if sha in sent or (unpacked.pack_type_num == REF_DELTA and sha_to_hex(
+                RawObjectID(cast(bytes, unpacked.delta_base))) not in todo):
+            continue
+        sent.add(sha)
+        yield unpacked
+    for oid in todo - sent:
+        yield full_unpacked_object(store[oid])
 
 
 def _needs_paths(spec: FilterSpec) -> bool:
