@@ -206,6 +206,27 @@ def test_early_routes_take_only_what_the_info_routes_took(tmp_path):
             path, took.path, getattr(before, "path", None))
 
 
+def test_early_list_routes_take_only_what_the_list_route_took(tmp_path):
+    """The early listing routes (`/api/models` & co) take the requests the generic listing
+    route took, and no other route before it would have."""
+    from hver.app import create_app
+    from hver.config import Settings
+
+    app = create_app(Settings.from_env({}, data=tmp_path))
+    routes = list(_flat(app.router.routes))
+    app.state.hub.close()
+    early = [r for r in routes if getattr(r, "endpoint", None) is not None
+             and r.endpoint.__name__ == "list_early"]
+    assert len(early) == 3
+    rest = [r for r in routes if r not in early]
+    for plural in ("models", "datasets", "spaces"):
+        scope = {"type": "http", "method": "GET", "path": f"/api/{plural}", "root_path": ""}
+        assert any(r.matches(scope)[0] is Match.FULL for r in early)
+        before = next(r for r in rest if isinstance(r, Route)
+                      and r.matches(scope)[0] is Match.FULL)
+        assert before.endpoint.__name__ == "list_repos", before.path
+
+
 def _flat(routes: list[Any]) -> Iterator[Any]:
     for r in routes:
         inner = getattr(r, "original_router", None)

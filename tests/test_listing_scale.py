@@ -9,6 +9,7 @@ the second must follow every change of a repo (card commits, moves, deletion).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import uuid
@@ -23,12 +24,13 @@ from alembic import command
 from huggingface_hub import HfApi
 from sqlalchemy import func, insert, make_url, select
 
+from hver.api.info import listed_json, repo_summary
 from hver.core import accounts
 from hver.core import repos as core_repos
 from hver.core.accounts import Actor
 from hver.core.cards import tag_matches
 from hver.db.engine import Database, alembic_config
-from hver.db.models import Repo, RepoGram, RepoTag
+from hver.db.models import Repo, RepoGram, RepoGramCount, RepoTag, RepoTagCount
 from hver.names import RepoType
 
 PG_URL = os.environ.get("HVER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -237,6 +239,7 @@ def _expected(rows: list[Repo], actor: Actor | None, repo_type: str, search: lis
 def test_both_plans_give_the_plain_answer(database: Database, search: list[str],
                                           filters: list[str], rare: bool | None) -> None:
     _fill(database, 400)
+    _counts_match(database)
     with database.read() as session:
         rows = list(session.scalars(select(Repo)))
         account = accounts.get_user(session, "alice")
@@ -261,6 +264,28 @@ def test_both_plans_give_the_plain_answer(database: Database, search: list[str],
                             sort=sort, direction=direction, offset=offset, limit=limit)
                         assert [r.id for r in got] == expected[offset:offset + limit], (
                             actor and actor.name, sort, direction, offset)
+
+
+def test_listed_rows_make_the_summaries_repo_objects_make(database: Database) -> None:
+    """A listing's summaries come from plain rows (`LISTED`: dates and JSON as stored) and
+    are kept encoded by row; they must be byte for byte what the Repo objects give."""
+    _fill(database, 60)
+    with database.write() as session:
+        session.add(Repo(type="model", namespace="alice", name="odd", storage_key="odd",
+                         private=False, created_at=datetime(2026, 1, 2, 3, 4, 5, 678901),
+                         last_modified=datetime(2026, 1, 2, 3, 4, 5), sha="1" * 40,
+                         tags=["ü", 'quote"d', "line\nbreak"], gated="auto",
+                         card_data={"ü": ["x", 1.5, None, True], "nested": {"a": [1e20]}},
+                         pipeline_tag="fill-mask", library_name="peft", downloads=7, likes=2))
+    with database.read() as session:
+        repos = core_repos.list_repos(session, None, RepoType.model, limit=1000)
+        for full, card in ((False, False), (True, False), (False, True), (True, True)):
+            columns = core_repos.LISTED_WITH_CARD if card else core_repos.LISTED
+            want = json.dumps([repo_summary(r, full, card) for r in repos], ensure_ascii=False,
+                              allow_nan=False, separators=(",", ":")).encode()
+            for _ in range(2):  # made, then from memory
+                rows = core_repos.list_rows(session, None, RepoType.model, columns, limit=1000)
+                assert listed_json(rows, full, card) == want, (full, card)
 
 
 def test_migration_fills_tags_and_grams_of_existing_repos(tmp_path: Path) -> None:
@@ -295,6 +320,7 @@ def test_migration_fills_tags_and_grams_of_existing_repos(tmp_path: Path) -> Non
                               .where(RepoGram.repo_id == 2)) == 7
         found = core_repos.list_repos(session, None, RepoType.model, search=["e/tiny"])
         assert [r.id for r in found] == [1]
+    _counts_match(db)
     db.dispose()
 
 
@@ -303,6 +329,7 @@ def test_tags_and_grams_follow_each_change_of_a_repo(tmp_path: Path) -> None:
     db.migrate()
 
     def rows(repo_pk: int) -> tuple[set[str], set[str]]:
+        _counts_match(db)
         with db.read() as session:
             return (set(session.scalars(select(RepoTag.tag).where(RepoTag.repo_id == repo_pk))),
                     set(session.scalars(select(RepoGram.gram)
@@ -313,6 +340,9 @@ def test_tags_and_grams_follow_each_change_of_a_repo(tmp_path: Path) -> None:
         repo = Repo(type="model", namespace="alice", name="One", storage_key="k",
                     private=False, tags=["a", "license:mit"], card_data=card)
         session.add(repo)
+        # Another with some of the same values: the counts are of repos.
+        session.add(Repo(type="model", namespace="alice", name="Other", storage_key="k2",
+                         private=False, tags=["a"], card_data=None))
     assert rows(repo.id) == (core_repos.filter_terms(["a", "license:mit"], card),
                              core_repos.id_grams("alice", "One"))
     with db.write() as session:
@@ -326,4 +356,17 @@ def test_tags_and_grams_follow_each_change_of_a_repo(tmp_path: Path) -> None:
         assert row is not None
         session.delete(row)
     assert rows(repo.id) == (set(), set())
+    with db.read() as session:
+        assert session.scalar(select(RepoTagCount.repos).where(RepoTagCount.tag == "a")) == 1
+        assert session.get(RepoTagCount, "b") is None  # none left: the count goes
     db.dispose()
+
+
+def _counts_match(db: Database) -> None:
+    """`repo_tag_counts` and `repo_gram_counts` hold what counting the rows gives."""
+    with db.read() as session:
+        for table, key, counts in ((RepoTag, RepoTag.tag, RepoTagCount),
+                                   (RepoGram, RepoGram.gram, RepoGramCount)):
+            counted = dict(session.execute(select(key, func.count()).group_by(key)).all())
+            kept = {getattr(c, key.key): c.repos for c in session.scalars(select(counts))}
+            assert kept == counted, table.__tablename__

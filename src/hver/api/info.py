@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from hver.api.deps import (
@@ -38,28 +39,73 @@ MAX_PAGE = 1000
 
 
 def repo_summary(repo: Repo, full: bool = False, card: bool = False) -> dict[str, Any]:
+    return summary((repo.id, repo.type, repo.namespace, repo.name, repo.private, repo.gated,
+                    repo.downloads, repo.likes, repo.tags, repo.created_at,
+                    repo.last_modified, repo.pipeline_tag, repo.library_name, repo.sha,
+                    repo.card_data), full, card)
+
+
+def summary(row: Sequence[Any], full: bool = False, card: bool = False) -> dict[str, Any]:
+    """A repo as listings show it, from its values in the order of `core.repos.LISTED`
+    (then its card, for `card`), the JSON ones parsed; `repo_info` adds to it."""
+    (pk, kind, namespace, name, private, gated, downloads, likes, tags, created, modified,
+     pipeline_tag, library_name, sha) = row[:14]
+    repo_id = f"{namespace}/{name}"
     out: dict[str, Any] = {
-        "_id": str(repo.id),
-        "id": repo.repo_id,
-        "author": repo.namespace,
-        "private": repo.private,
-        "gated": repo.gated or False,
+        "_id": str(pk),
+        "id": repo_id,
+        "author": namespace,
+        "private": private,
+        "gated": gated or False,
         "disabled": False,
-        "downloads": repo.downloads,
-        "likes": repo.likes,
-        "tags": list(repo.tags or []),
-        "createdAt": iso(repo.created_at),
-        "lastModified": iso(repo.last_modified),
+        "downloads": downloads,
+        "likes": likes,
+        "tags": list(tags or []),
+        "createdAt": iso(created),
+        "lastModified": iso(modified),
     }
-    if repo.type == "model":
-        out["modelId"] = repo.repo_id
-        out["pipeline_tag"] = repo.pipeline_tag
-        out["library_name"] = repo.library_name
+    if kind == "model":
+        out["modelId"] = repo_id
+        out["pipeline_tag"] = pipeline_tag
+        out["library_name"] = library_name
     if full:
-        out["sha"] = repo.sha
-    if card and repo.card_data is not None:
-        out["cardData"] = repo.card_data
+        out["sha"] = sha
+    if card and row[14] is not None:
+        out["cardData"] = row[14]
     return out
+
+
+def _parsed(row: tuple[Any, ...]) -> list[Any]:
+    """A row of `core.repos.LISTED` with its JSON text (tags, card) parsed, as the ORM would."""
+    values = list(row)
+    values[8] = _loads(values[8])  # tags
+    if len(values) > 14:
+        values[14] = _loads(values[14])  # the card
+    return values
+
+
+def _loads(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+# (row, full, card) -> the encoded summary: the same row (every value the summary shows,
+# as stored) always makes the same bytes, and a listing's rows mostly repeat between calls.
+# A row changed (a download counted, a card committed) is another key. Up to 16 MB, the
+# key (its row) counted too: about 1.1 KB over the bytes (~11,000 summaries).
+_listed = Lru[tuple[tuple[Any, ...], bool, bool], bytes](
+    capacity=16 * 2**20, weight=lambda body: len(body) + 1100)
+
+
+def listed_json(rows: Sequence[tuple[Any, ...]], full: bool, card: bool) -> bytes:
+    """The JSON list of the rows' summaries, as `_encode` of the list would make it."""
+    parts = []
+    for row in rows:
+        key = (row, full, card)
+        hit = _listed.get(key)
+        if hit is None:
+            hit = _listed.put(key, _encode(summary(_parsed(row), full, card)))
+        parts.append(hit)
+    return b"[" + b",".join(parts) + b"]"
 
 
 def sibling(f: FileInfo, blobs: bool) -> dict[str, Any]:
@@ -265,8 +311,13 @@ async def auth_check_write(plural: str, ns: str, name: str, hub: HubDep,
 
 
 @router.get("/api/{plural}")
-async def list_repos(request: Request, plural: str, hub: HubDep, actor: ActorDep) -> Any:
-    repo_type = repo_type_from_plural(plural)
+async def list_repos(request: Request, plural: str) -> Any:
+    return await _list(request, repo_type_from_plural(plural))
+
+
+async def _list(request: Request, repo_type: RepoType) -> Response:
+    hub = get_hub(request)
+    actor = await get_actor(request)
     q = request.query_params
     try:
         limit = min(int(q.get("limit", MAX_PAGE)), MAX_PAGE)
@@ -284,21 +335,34 @@ async def list_repos(request: Request, plural: str, hub: HubDep, actor: ActorDep
                         ("license", "license:")):
         filters.extend(f"{prefix}{v}" for v in q.getlist(key))
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> tuple[bytes, bool]:
         with hub.db.read() as session:
-            rows = core_repos.list_repos(
-                session, actor, repo_type, search=q.getlist("search"), author=q.get("author"),
-                filters=filters, sort=q.get("sort"), direction=direction, offset=start,
-                limit=limit + 1,
-            )
-        return [repo_summary(r, full=full, card=card) for r in rows]
-
-    items = await run_in_threadpool(run)
-    headers = {}
-    if len(items) > limit:
-        items = items[:limit]
-        headers["Link"] = next_link(request, start + limit)
-    if expand:
+            rows = core_repos.list_rows(
+                session, actor, repo_type,
+                core_repos.LISTED_WITH_CARD if card else core_repos.LISTED,
+                search=q.getlist("search"), author=q.get("author"), filters=filters,
+                sort=q.get("sort"), direction=direction, offset=start, limit=limit + 1)
+        more, rows = len(rows) > limit, rows[:limit]
+        # Encoded here, off the event loop.
+        if not expand:
+            return listed_json(rows, full, card), more
         keep = {"_id", "id", *expand}
-        items = [{k: v for k, v in it.items() if k in keep} for it in items]
-    return JSONResponse(items, headers=headers)
+        return _encode([{k: v for k, v in summary(_parsed(r), full, card).items() if k in keep}
+                        for r in rows]), more
+
+    body, more = await run_in_threadpool(run)
+    headers = {"Link": next_link(request, start + limit)} if more else None
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _early_list(repo_type: RepoType) -> Any:
+    async def list_early(request: Request) -> Response:
+        return await _list(request, repo_type)
+
+    return list_early
+
+
+# Listings too (`list_models` & co), as often called: matched before the other routers.
+for _t in RepoType:
+    early_router.add_api_route(f"/api/{_t.plural}", _early_list(_t), methods=["GET"],
+                               include_in_schema=False)

@@ -15,10 +15,15 @@ from hver.api.deps import base_url
 from hver.errors import BadRequest
 
 
-def iso(dt: datetime | None) -> str | None:
-    """The Hub's datetime format: millisecond precision, `Z` suffix."""
+def iso(dt: datetime | str | None) -> str | None:
+    """The Hub's datetime format: millisecond precision, `Z` suffix. Also of a date as
+    SQLite holds it (SQLAlchemy's text, `2026-01-31 12:34:56.789012`), without parsing."""
     if dt is None:
         return None
+    if isinstance(dt, str):
+        if len(dt) == 26 and dt[10] == " " and dt[19] == ".":
+            return f"{dt[:10]}T{dt[11:23]}Z"
+        dt = datetime.fromisoformat(dt)  # as SQLAlchemy reads it
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

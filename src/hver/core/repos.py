@@ -15,9 +15,9 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Select,
+    String,
     Text,
     and_,
-    bindparam,
     cast,
     delete,
     event,
@@ -26,9 +26,13 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    type_coerce,
+    update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.util import ClauseAdapter
 
 from hver.core import access, audit
@@ -44,7 +48,15 @@ from hver.core.cards import (
 from hver.core.hub import Hub
 from hver.core.lru import Lru
 from hver.core.tree import suffixes_below
-from hver.db.models import Repo, RepoGram, RepoRedirect, RepoTag, utcnow
+from hver.db.models import (
+    Repo,
+    RepoGram,
+    RepoGramCount,
+    RepoRedirect,
+    RepoTag,
+    RepoTagCount,
+    utcnow,
+)
 from hver.errors import BadRequest, Conflict, Forbidden, RepoMoved, RepoNotFound
 from hver.names import RepoType, validate_namespace, validate_part
 from hver.storage.git import FILE_MODE, GitRepo
@@ -380,6 +392,17 @@ SORTS = {
 }
 
 
+# What a listing shows of each repo (`api.info.summary`), in this order, as the database
+# holds it: plain rows, not ORM objects (whose making took about as long as the rest of a
+# listing), with dates (on SQLite) and JSON as stored text, so that a row can be hashed
+# and compared whole (`api.info` keeps each summary's encoding by its row).
+LISTED = (Repo.id, Repo.type, Repo.namespace, Repo.name, Repo.private, Repo.gated,
+          Repo.downloads, Repo.likes, cast(Repo.tags, Text),
+          type_coerce(Repo.created_at, String), type_coerce(Repo.last_modified, String),
+          Repo.pipeline_tag, Repo.library_name, Repo.sha)
+LISTED_WITH_CARD = (*LISTED, cast(Repo.card_data, Text))
+
+
 def list_repos(
     session: Session,
     actor: Actor | None,
@@ -393,17 +416,41 @@ def list_repos(
     offset: int = 0,
     limit: int = 100,
 ) -> list[Repo]:
+    """The page `list_rows` finds, as Repo objects (the web pages' short lists)."""
+    ids = [row[0] for row in list_rows(
+        session, actor, repo_type, (Repo.id,), search=search, author=author, filters=filters,
+        sort=sort, direction=direction, offset=offset, limit=limit)]
+    found = {r.id: r for r in session.scalars(select(Repo).where(Repo.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
+def list_rows(
+    session: Session,
+    actor: Actor | None,
+    repo_type: RepoType,
+    columns: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]],
+    *,
+    search: Sequence[str] = (),
+    author: str | None = None,
+    filters: Sequence[str] = (),
+    sort: str | None = None,
+    direction: int = -1,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[tuple[Any, ...]]:
     """A page of the repos of a type that `actor` may see, matching every search term (a
     substring of the id, any case) and every filter (`core.cards.tag_matches`), in the
-    sort's order (ties by id).
+    sort's order (ties by id): a row of `columns` (the first `Repo.id`) for each.
 
-    Two plans, chosen per request: read the sort's index in order, testing each repo, which
-    is quick when matches are common; or, when a filter or a search term matches few repos
-    (`repo_tags`, `repo_grams`), take just those and sort them."""
+    Three plans, chosen per request: read the sort's index in order, testing each repo,
+    which is quick when matches are common; when a filter or a search term matches few
+    repos (`repo_tags`, `repo_grams`), take just those and sort them; and in id order,
+    read the rows of the rarest filter or trigram in id order (they are kept so), testing
+    the others, which is quick whatever the matches' share."""
     column = SORTS.get(sort or "")
     if sort and column is None:
         raise BadRequest(f"Invalid sort {sort!r}: one of {', '.join(sorted(SORTS))}.")
-    q = select(Repo)
+    q = select(*columns)
     if author:  # in any case, as namespaces are
         q = q.where(func.lower(Repo.namespace) == author.lower())
     if column is None:
@@ -415,54 +462,85 @@ def list_repos(
                                      .like(f"%{term.lower()}%") for term in search)]
     indexed = [f for f in filters if len(f) <= MAX_TAG]
     rest = [f for f in filters if len(f) > MAX_TAG]  # longer than any row of `repo_tags`
-    few = None if author else _fewest(session, search, indexed, offset + limit)
+    probes = _probes(search, indexed)
     # The row's tests apart, so that no database plans by its guess of what the search's
     # LIKE leaves (PostgreSQL then reads every repo rather than the few).
     adapt = ClauseAdapter(_ROW).traverse
     row_test = _each_row(select(_ROW.c.id).where(_ROW.c.id == Repo.id, *map(adapt, on_row)))
+    few = None
+    if probes and not author:
+        sized = _by_size(session.connection(), probes)
+        probes = [p for p, _ in sized]  # the rarest first: the tests that fail soonest
+        if column is None:
+            return _page(session, _in_id_order(q, probes, direction)
+                         .where(Repo.type.concat("") == repo_type.value, row_test),
+                         rest, offset, limit)
+        few = _few(session.connection(), sized, offset + limit)
     if few is not None:
         # Sort the few. The type is tested as an expression no index serves: given
-        # `type = ?`, SQLite walks the sort's index instead, testing each repo.
-        q = q.where(Repo.id.in_(few), Repo.type.concat("") == repo_type.value, row_test)
-        if rest:
+        # `type = ?`, SQLite walks the sort's index instead, testing each repo. SQLite reads
+        # each of the few by its id whatever the other tests, so it tests the row it read
+        # rather than read it again.
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        q = q.where(Repo.id.in_(few), Repo.type.concat("") == repo_type.value,
+                    *(on_row if sqlite else [row_test]))
+        if rest or sqlite:  # SQLite has read the rows already: sort them as they are
             return _page(session, q, rest, offset, limit)
         # Sort the ids alone, then read the page's rows: a sort of whole rows (cards and
         # all) costs more than finding them.
-        ids = list(session.scalars(q.with_only_columns(Repo.id).offset(offset).limit(limit)))
-        rows = {r.id: r for r in session.scalars(select(Repo).where(Repo.id.in_(ids)))}
-        return [rows[i] for i in ids if i in rows]
+        conn = session.connection()
+        ids = list(conn.scalars(q.with_only_columns(Repo.id).offset(offset).limit(limit)))
+        rows = {r[0]: r for r in conn.execute(select(*columns).where(Repo.id.in_(ids)))}
+        return [tuple(rows[i]) for i in ids if i in rows]
     q = q.where(Repo.type == repo_type.value)
     if indexed or search:
         # Read the sort's index in order, testing the tags and the search's trigrams in their
         # indexes first, and a repo's row only when those hold: most rows are never read.
-        q = q.where(*_holds(_probes(search, indexed), Repo.__table__.c.id), row_test)
+        q = q.where(*_holds(probes, Repo.__table__.c.id), row_test)
     else:
         q = q.where(*on_row)
     return _page(session, q, rest, offset, limit)
 
 
-def _page(session: Session, q: Select[Repo], rest: Sequence[str], offset: int,
-          limit: int) -> list[Repo]:
-    """The page of `q`'s repos that also match the filters `rest`, too long for `repo_tags`.
+def _in_id_order(q: Select[Any], probes: Sequence[tuple[FromClause, str]],
+                 direction: int) -> Select[Any]:
+    """`q` (in id order) read from the rows of its rarest probe (the first), which are in
+    repo id order for each value, testing the others in their indexes before a repo's row.
+    Each candidate costs about as much as a step of the type's id index would, and there
+    are fewer of them, by that probe's share of repos."""
+    best, others = probes[0], probes[1:]
+    drive = _DRIVE[best[0]]
+    key = drive.c.repo_id
+    return (q.join_from(drive, Repo, Repo.id == key)
+            .where(_key(drive) == best[1], *_holds(others, key))
+            .order_by(None).order_by(key.desc() if direction < 0 else key.asc()))
+
+
+def _page(session: Session, q: Select[Any], rest: Sequence[str], offset: int,
+          limit: int) -> list[tuple[Any, ...]]:
+    """The page of `q`'s rows that also match the filters `rest`, too long for `repo_tags`.
 
     Those run over the candidates in order. The database first drops the rows whose JSON
     text cannot match; the rest is read in batches, only as far as the page needs."""
+    conn = session.connection()  # plain rows: no ORM on the way
     if not rest:
-        return list(session.scalars(q.offset(offset).limit(limit)))
+        return [tuple(r) for r in conn.execute(q.offset(offset).limit(limit)).all()]
     for f in rest:
         maybe = _may_match(f)
         if maybe is not None:
             q = q.where(maybe)
-    out: list[Repo] = []
+    width = len(q.selected_columns)
+    out: list[tuple[Any, ...]] = []
     skipped = 0
-    result = session.scalars(q.execution_options(yield_per=_FILTER_BATCH))
+    result = conn.execute(q.add_columns(Repo.tags, Repo.card_data)
+                          .execution_options(yield_per=_FILTER_BATCH))
     try:
-        for repo in result:
-            if all(tag_matches(f, repo.tags or [], repo.card_data) for f in rest):
+        for *row, tags, card in result:
+            if all(tag_matches(f, tags or [], card) for f in rest):
                 if skipped < offset:
                     skipped += 1
                     continue
-                out.append(repo)
+                out.append(tuple(row[:width]))
                 if len(out) >= limit:
                     break
     finally:
@@ -472,37 +550,35 @@ def _page(session: Session, q: Select[Repo], rest: Sequence[str], offset: int,
 
 def _fewest(session: Session, search: Sequence[str], filters: Sequence[str],
             want: int) -> Select[tuple[int]] | None:
-    """The ids of the repos that hold every filter's tag and every search term's trigrams (a
-    superset of the page's repos), when sorting those is cheaper than reading the sort's
-    index in order until `want` repos match; None when it is not.
-
-    Reading in order costs about want / share rows, where share = matches / repos; sorting
-    the matches costs about `matches`. So the matches are sorted when the rarest tag or
-    trigram has fewer than sqrt(want * repos) rows: each count stops there, which bounds
-    what it reads. The others are then tested on each of those rows, in the index."""
+    """`_few` for these search terms and filters."""
     probes = _probes(search, filters)
     if not probes:
         return None
-    conn = session.connection()  # the probes are many and small: no ORM on the way
-    total = conn.scalar(_LAST_ID) or 0
-    cap = isqrt(want * total) + 1
-    best = None
-    for table, value in probes[:_COUNTED]:
-        # Is there a cap-th row? Stepping over rows costs less than counting them.
-        if conn.scalar(_BEYOND[table], {"value": value, "skip": cap - 1}) is not None:
-            continue
-        found = conn.scalar(_COUNT[table], {"value": value})
-        if found is not None and found < cap:
-            best, cap = (table, value), found
-            if found == 0:
-                break
-    if best is None:
+    conn = session.connection()
+    return _few(conn, _by_size(conn, probes), want)
+
+
+def _few(conn: Connection, sized: Sequence[tuple[tuple[FromClause, str], int]],
+         want: int) -> Select[tuple[int]] | None:
+    """The ids of the repos that hold every filter's tag and every search term's trigrams (a
+    superset of the page's repos), when sorting those is cheaper than reading the sort's
+    index in order until `want` repos match; None when it is not. `sized`: the probes and
+    their counts, fewest first (`_by_size`).
+
+    Reading in order costs about want / share rows, where share = matches / repos; sorting
+    the matches costs about `matches`. So the matches are sorted when the rarest tag or
+    trigram has fewer than sqrt(want * repos) rows. The others are then tested on each of
+    those rows, in the index."""
+    (best, found), others = sized[0], [p for p, _ in sized[1:]]
+    if found > isqrt(want * (conn.scalar(_LAST_ID) or 0)):
         return None
     table, value = best
-    # Every other filter, and a few more trigrams (the search itself is tested on the row):
-    # PostgreSQL joins these, and its planning time grows fast with their number.
-    others = [p for p in probes if p != best and p[0] is _TAGS]
-    others += [p for p in probes if p != best and p[0] is _GRAMS][:_GRAMS_JOINED]
+    # Every other filter, and the rarest other trigram (the search itself is tested on the
+    # row): a term's trigrams mostly hold together, so a second one seldom drops enough
+    # rows to pay for its tests (at 1M repos, `phi-3-gguf` by downloads: 2 ms of 20 saved
+    # without it); and PostgreSQL joins these, its planning time growing with their number.
+    others = ([p for p in others if p[0] is _TAGS]
+              + [p for p in others if p[0] is _GRAMS][:_GRAMS_JOINED])
     return select(table.c.repo_id).where(
         _key(table) == value,
         *(select(_OTHER[t].c.repo_id).where(_key(_OTHER[t]) == v,
@@ -510,22 +586,34 @@ def _fewest(session: Session, search: Sequence[str], filters: Sequence[str],
           for t, v in others))
 
 
+def _by_size(conn: Connection, probes: Sequence[tuple[FromClause, str]]
+             ) -> list[tuple[tuple[FromClause, str], int]]:
+    """Each probe with the number of repos that hold it (`repo_tag_counts`,
+    `repo_gram_counts`), fewest first; ties in the probes' order."""
+    found: dict[tuple[FromClause, str], int] = {}
+    for table, counts in _COUNTS.items():
+        values = [v for t, v in probes if t is table]
+        if values:
+            key = _key(counts)
+            found.update(((table, v), n) for v, n in conn.execute(
+                select(key, counts.c.repos).where(key.in_(values))))
+    return sorted(((p, found.get(p, 0)) for p in probes), key=lambda pn: pn[1])
+
+
 def _key(table: FromClause) -> ColumnElement[str]:
     return table.c.tag if "tag" in table.c else table.c.gram
 
 
 _GRAMS_PER_TERM = 8
-_GRAMS_JOINED = 2
-_COUNTED = 16  # probes counted at most: a request with many terms costs no more to plan
+_GRAMS_JOINED = 1
 _TAGS, _GRAMS = RepoTag.__table__, RepoGram.__table__
+_COUNTS = {_TAGS: RepoTagCount.__table__, _GRAMS: RepoGramCount.__table__}
 # Other rows of the same table, for the tests of a row of repo_tags or repo_grams.
 _OTHER = {_TAGS: _TAGS.alias("other_tags"), _GRAMS: _GRAMS.alias("other_grams")}
+# The rows of the probe a listing in id order is read from (`_in_id_order`).
+_DRIVE = {_TAGS: _TAGS.alias("by_tag"), _GRAMS: _GRAMS.alias("by_gram")}
 _ROW = Repo.__table__.alias("row")  # a repo's row, for the tests of a row of an index
 _LAST_ID = select(func.max(Repo.id))
-_BEYOND = {t: select(t.c.repo_id).where(_key(t) == bindparam("value"))
-           .offset(bindparam("skip")).limit(1) for t in (_TAGS, _GRAMS)}
-_COUNT = {t: select(func.count()).select_from(t).where(_key(t) == bindparam("value"))
-          for t in (_TAGS, _GRAMS)}
 
 
 def _probes(search: Sequence[str], filters: Sequence[str]) -> list[tuple[FromClause, str]]:
@@ -601,16 +689,26 @@ def _old_new(target: Repo, key: str) -> tuple[Any, Any]:
 
 def _sync_listing_rows(connection: Connection, repo_pk: int,
                        old: tuple[set[str], set[str]], new: tuple[set[str], set[str]]) -> None:
-    """Replace a repo's `repo_tags` and `repo_grams` rows (old terms, grams) by the new."""
-    for table, column, before, after in ((RepoTag, RepoTag.tag, old[0], new[0]),
-                                         (RepoGram, RepoGram.gram, old[1], new[1])):
-        gone, added = before - after, after - before
+    """Replace a repo's `repo_tags` and `repo_grams` rows (old terms, grams) by the new, and
+    keep their counts."""
+    for table, column, counts, counted, before, after in (
+            (RepoTag, RepoTag.tag, RepoTagCount, RepoTagCount.tag, old[0], new[0]),
+            (RepoGram, RepoGram.gram, RepoGramCount, RepoGramCount.gram, old[1], new[1])):
+        gone, added = sorted(before - after), sorted(after - before)
         if gone:
-            connection.execute(delete(table).where(table.repo_id == repo_pk,
-                                                   column.in_(sorted(gone))))
+            connection.execute(delete(table).where(table.repo_id == repo_pk, column.in_(gone)))
+            connection.execute(update(counts).where(counted.in_(gone))
+                               .values(repos=counts.repos - 1))
+            connection.execute(delete(counts).where(counted.in_(gone), counts.repos <= 0))
         if added:
             connection.execute(insert(table), [{column.key: v, "repo_id": repo_pk}
-                                               for v in sorted(added)])
+                                               for v in added])
+            # One more repo for each value, or a first; as a single statement: no read.
+            upsert = (sqlite_insert if connection.dialect.name == "sqlite" else pg_insert)
+            connection.execute(
+                upsert(counts).on_conflict_do_update(index_elements=[counted],
+                                                     set_={"repos": counts.repos + 1}),
+                [{counted.key: v, "repos": 1} for v in added])
 
 
 @event.listens_for(Repo, "after_insert")

@@ -163,6 +163,23 @@ class RepoGram(Base):
     repo_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+# How many repos hold each value of `repo_tags` and `repo_grams`: a listing picks its plan by
+# them (`core.repos`), with one lookup instead of counting rows. Kept in step with those
+# tables by the same writes; a count that drifted would only make a plan slower.
+class RepoTagCount(Base):
+    __tablename__ = "repo_tag_counts"
+    __table_args__ = WITHOUT_ROWID
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    repos: Mapped[int] = mapped_column(Integer)
+
+
+class RepoGramCount(Base):
+    __tablename__ = "repo_gram_counts"
+    __table_args__ = WITHOUT_ROWID
+    gram: Mapped[str] = mapped_column(String(3), primary_key=True)
+    repos: Mapped[int] = mapped_column(Integer)
+
+
 class RepoRedirect(Base):
     """An id a repo was moved away from. Requests naming it are sent on to the repo (as
     on the Hub) until a repo takes the id again; the repo's deletion removes it."""
