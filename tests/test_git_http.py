@@ -706,6 +706,14 @@ def test_large_lfs_files_are_pushed_in_parts(server: Any, user_factory: Callable
     commit_all(git_env, work, "whole")
     git(git_env, "push", "origin", "main", cwd=work)
 
+    # The locking API is not supported: git-lfs is told so (501) and turns its lock
+    # checks off for this remote, with no warning.
+    lfs_url = url(server, repo, user.token) + ".git/info/lfs"  # git-lfs's key, as it is
+    assert git(git_env, "config", f"lfs.{lfs_url}.locksverify", cwd=work).stdout.strip() \
+        == "false"
+    r = httpx.post(f"{server.endpoint}/{repo}.git/info/lfs/locks/verify", json={})
+    assert r.status_code == 501, r.status_code
+
     hf = Path(sys.executable).with_name("hf")
     env = git_env | {"PATH": f"{hf.parent}{os.pathsep}{git_env['PATH']}"}
     subprocess.run([str(hf), "lfs-enable-largefiles", "."], cwd=work, env=env, check=True,

@@ -132,10 +132,24 @@ def _verify_handler(repo_type: RepoType) -> Any:
     return verify
 
 
+async def _no_locking() -> JSONResponse:
+    """The LFS locking API is not supported. 501 is the answer git-lfs documents for
+    that: it turns lock verification off for the remote (`lfs.<url>.locksverify false`)
+    and pushes on, with no warning. The same answer whatever the repo, so it tells
+    nothing of one. (git-lfs's protocol, not the Hub's API: not in the OpenAPI schema.)"""
+    message = "File locking is not supported by this server."
+    return JSONResponse({"message": message}, status_code=501, media_type=LFS_JSON,
+                        headers={"X-Error-Code": "NotImplemented", "X-Error-Message": message})
+
+
 for _t in RepoType:
     _prefix = f"/{_t.url_prefix}{{ns}}/{{name}}/info/lfs/objects"
     router.add_api_route(f"{_prefix}/batch", _batch_handler(_t), methods=["POST"])
     router.add_api_route(f"{_prefix}/verify", _verify_handler(_t), methods=["POST"])
+    _locks = f"/{_t.url_prefix}{{ns}}/{{name}}/info/lfs/locks"
+    for _path, _methods in ((_locks, ["GET", "POST"]), (f"{_locks}/verify", ["POST"]),
+                            (f"{_locks}/{{lock_id}}/unlock", ["POST"])):
+        router.add_api_route(_path, _no_locking, methods=_methods, include_in_schema=False)
 
 
 def _check_upload(request: Request, hub: Hub, signer: Signer, repo_id: int,
