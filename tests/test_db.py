@@ -19,3 +19,19 @@ def test_migrations_match_models(tmp_path: Path) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     db.dispose()
     assert diff == []
+
+
+def test_the_schema_head_is_alembics(tmp_path: Path) -> None:
+    """`SCHEMA_HEAD` (a database there is not handed to alembic) names the newest
+    migration: a migration added without it would never run on an existing database."""
+    from alembic.script import ScriptDirectory
+
+    from hver.db.engine import SCHEMA_HEAD, alembic_config, schema_version
+
+    url = f"sqlite:///{tmp_path / 'hver.db'}"
+    assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == SCHEMA_HEAD
+    db = Database(url)
+    assert schema_version(db.engine) is None
+    db.migrate()
+    assert schema_version(db.engine) == SCHEMA_HEAD
+    db.dispose()

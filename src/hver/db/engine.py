@@ -20,12 +20,15 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration's revision (tests/test_db.py checks it is alembic's head): a
+# database already there is not handed to alembic, whose import alone costs a command
+# line call a fifth of a second.
+SCHEMA_HEAD = "0014"
 # The key of the PostgreSQL advisory lock every write transaction holds ("hver").
 WRITE_LOCK = 0x68766572
 # Threads that may hold a connection at once: the server runs blocking work on anyio's
@@ -99,7 +102,9 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -108,10 +113,24 @@ def alembic_config(url: str) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent, safe at every start)."""
+    if schema_version(engine) == SCHEMA_HEAD:
+        return
+    from alembic import command
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.execution_options(hver_write=True).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The migration the database is at; None for a new one."""
+    try:
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except DBAPIError:  # no such table yet
+        return None
+    return None if version is None else str(version)
 
 
 class Database:
