@@ -72,8 +72,7 @@ class Server:
         from huggingface_hub import HfApi
 
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        self.hver("user", "create", name)
-        token = self.hver("token", "create", name)
+        _, token = self.hver("user", "create", name, "--token", "write").splitlines()
         return name, token, HfApi(endpoint=self.endpoint, token=token)
 
     def start(self) -> None:
@@ -172,12 +171,11 @@ class User:
 def user_factory(server: Server) -> Callable[..., User]:
     def make(prefix: str = "user") -> User:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        server.hver("user", "create", name, "--email", f"{name}@example.org")
-        return User(
-            name=name,
-            token=server.hver("token", "create", name, "--role", "write"),
-            read_token=server.hver("token", "create", name, "--role", "read"),
-        )
+        made, token, read_token = server.hver(
+            "user", "create", name, "--email", f"{name}@example.org",
+            "--token", "write", "--token", "read").splitlines()
+        assert made == name
+        return User(name=name, token=token, read_token=read_token)
 
     return make
 

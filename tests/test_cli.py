@@ -146,6 +146,16 @@ def test_hver_user_and_token(server):
 
     dup = run_hver(server, "user", "create", name)
     assert dup.returncode != 0 and dup.stdout == "" and dup.stderr.strip()
+    # A user and their first tokens in one call; refused whole (no token) for a taken name.
+    both = f"cli-{uuid.uuid4().hex[:6]}"
+    made, write, read = server.hver("user", "create", both, "--token", "write",
+                                    "--token", "read").splitlines()
+    assert made == both
+    for secret, role in ((write, "write"), (read, "read")):
+        me = HfApi(endpoint=server.endpoint, token=secret).whoami()
+        assert me["name"] == both and me["auth"]["accessToken"]["role"] == role
+    dup = run_hver(server, "user", "create", both, "--token", "write")
+    assert dup.returncode != 0 and dup.stdout == ""
     nobody = run_hver(server, "token", "create", f"nobody-{uuid.uuid4().hex[:6]}")
     assert nobody.returncode != 0 and nobody.stdout == ""
     bad = run_hver(server, "user", "create", "bad name")

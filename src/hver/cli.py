@@ -102,7 +102,12 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     with hub.db.write() as session:
         accounts.create_user(session, args.name, email=args.email, is_admin=args.admin,
                              password=password)
+        # Its first tokens, in the same transaction: the user is made with them or not.
+        tokens = [accounts.create_token(session, args.name, role=role)
+                  for role in args.token or ()]
     print(args.name)
+    for token in tokens:
+        print(token)
     return 0
 
 
@@ -283,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--admin", action="store_true", help="make a site admin")
     uc.add_argument("--password-stdin", action="store_true",
                     help="read a password (for the web UI) from the first line of stdin")
+    uc.add_argument("--token", action="append", choices=["read", "write"], metavar="ROLE",
+                    help="also create a token of this role (read or write), printed on a "
+                         "line of its own after the name; may be repeated")
     uc.set_defaults(func=cmd_user_create)
     up = with_data(user.add_parser("set-password",
                                    help="set a user's password, read from stdin"))
