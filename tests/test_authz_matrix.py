@@ -144,15 +144,13 @@ def world(server, user_factory) -> World:  # type: ignore[no-untyped-def]
     for actor, role in (("org-reader", "read"), ("org-writer", "write"),
                         ("org-admin", "admin")):
         name = f"{actor}-{uuid.uuid4().hex[:6]}"
-        server.hver("user", "create", name)
+        _, tokens[actor] = server.hver("user", "create", name, "--token", "write").splitlines()
         server.hver("org", "add-member", org, name, "--role", role)
-        tokens[actor] = server.hver("token", "create", name, "--role", "write")
     other = f"other-{uuid.uuid4().hex[:6]}"
-    server.hver("user", "create", other)
-    tokens["other"] = server.hver("token", "create", other, "--role", "write")
+    _, tokens["other"] = server.hver("user", "create", other, "--token", "write").splitlines()
     site_admin = f"site-admin-{uuid.uuid4().hex[:6]}"
-    server.hver("user", "create", site_admin, "--admin")
-    tokens["site-admin"] = server.hver("token", "create", site_admin, "--role", "write")
+    _, tokens["site-admin"] = server.hver("user", "create", site_admin, "--admin",
+                                          "--token", "write").splitlines()
 
     api = HfApi(endpoint=server.endpoint, token=owner.token)
     scoped = f"{org}/elsewhere"
