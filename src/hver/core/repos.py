@@ -424,6 +424,9 @@ def list_repos(
     return [found[i] for i in ids if i in found]
 
 
+MAX_TERMS = 8  # filters, and search terms, of one listing
+
+
 def list_rows(
     session: Session,
     actor: Actor | None,
@@ -450,6 +453,10 @@ def list_rows(
     column = SORTS.get(sort or "")
     if sort and column is None:
         raise BadRequest(f"Invalid sort {sort!r}: one of {', '.join(sorted(SORTS))}.")
+    filters, search = list(dict.fromkeys(filters)), list(dict.fromkeys(search))
+    if len(filters) > MAX_TERMS or len(search) > MAX_TERMS:
+        # Each term is a join: past a few, a database's planner, not the data, is the cost.
+        raise BadRequest(f"At most {MAX_TERMS} filters and {MAX_TERMS} search terms.")
     q = select(*columns)
     if author:  # in any case, as namespaces are
         q = q.where(func.lower(Repo.namespace) == author.lower())
