@@ -420,7 +420,9 @@ def list_repos(
     ids = [row[0] for row in list_rows(
         session, actor, repo_type, (Repo.id,), search=search, author=author, filters=filters,
         sort=sort, direction=direction, offset=offset, limit=limit)]
-    found = {r.id: r for r in session.scalars(select(Repo).where(Repo.id.in_(ids)))}
+    # Visibility tested again, as in `list_rows`' own second read.
+    found = {r.id: r for r in session.scalars(
+        select(Repo).where(Repo.id.in_(ids), *_visible_to(actor)))}
     return [found[i] for i in ids if i in found]
 
 
@@ -497,7 +499,10 @@ def list_rows(
         # all) costs more than finding them.
         conn = session.connection()
         ids = list(conn.scalars(q.with_only_columns(Repo.id).offset(offset).limit(limit)))
-        rows = {r[0]: r for r in conn.execute(select(*columns).where(Repo.id.in_(ids)))}
+        # Visibility is tested again: on PostgreSQL (read committed) each statement sees
+        # the data of its own start, and a repo may have been made private between them.
+        rows = {r[0]: r for r in conn.execute(
+            select(*columns).where(Repo.id.in_(ids), *_visible_to(actor)))}
         return [tuple(rows[i]) for i in ids if i in rows]
     q = q.where(Repo.type == repo_type.value)
     if indexed or search:
