@@ -71,16 +71,21 @@ def test_a_token_budget_is_shared_by_every_server(pair: Callable[..., tuple[Serv
     answers = [whoami(b, token).status_code for _ in range(20)]
     allowed = answers.count(200)
     assert answers.count(429) == 20 - allowed
-    assert 20 - spent_a - 1 <= allowed <= 20 - spent_a + 2, (spent_a, answers)
+    # Give or take the refill (one every 3 s) over the seconds this takes.
+    assert 20 - spent_a - 1 <= allowed <= 20 - spent_a + 3, (spent_a, answers)
     # `a` learns of `b`'s spending in the round after it next uses the bucket (its view
     # of a bucket it has not used lately is not kept fresh: that would cost a read per
     # bucket and round): one more request at most.
+    # The budget refills at 20 a minute (one every 3 s, about 2 over these sleeps): had
+    # `a` not learnt of `b`'s spending it would still allow its own 6, so 5 requests all
+    # pass; knowing it, some of them are refused.
     time.sleep(SETTLE)
     whoami(a, token)
     time.sleep(SETTLE)
-    r = whoami(a, token)
-    assert r.status_code == 429, r.text
-    assert r.headers["X-Error-Code"] == "TooManyRequests"
+    late = [whoami(a, token) for _ in range(5)]
+    refused = [r for r in late if r.status_code == 429]
+    assert refused, [r.status_code for r in late]
+    assert refused[0].headers["X-Error-Code"] == "TooManyRequests"
 
 
 def test_a_burst_over_both_servers_overspends_by_a_few_percent_at_most(
