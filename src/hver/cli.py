@@ -6,6 +6,7 @@ Data goes to stdout (a token, a name), messages to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -21,10 +22,30 @@ from hver.names import RepoType, split_repo_id
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        data=getattr(args, "data", None), host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-    )
+    return Settings.from_env(**_flags(args))
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (`hver serve` has one per setting)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)
+            if getattr(args, f.name, None) is not None}
+
+
+def _setting_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every setting (`--upstream-url` for HVER_UPSTREAM_URL), from its
+    declaration: its help, its type, no default (the variable, else the default, holds)."""
+    for f in dataclasses.fields(Settings):
+        if f.name == "data":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help = f"{f.metadata['help']} (HVER_{f.name.upper()})"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=help)
+        else:
+            kind = type(f.default) if isinstance(f.default, (int, float)) else str
+            p.add_argument(flag, type=kind, default=None, help=help,
+                           metavar=f.name.upper())
 
 
 def _http_protocol() -> str:
@@ -42,9 +63,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hver.app import create_app
 
     settings = _settings(args)
-    if args.workers:
-        settings = Settings.from_env(data=settings.data, host=settings.host, port=settings.port,
-                                     workers=args.workers)
     hub = Hub.open(settings)
     if hasattr(hub.blobs, "clean_staging"):
         hub.blobs.clean_staging(older_than=24 * 3600)
@@ -73,6 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = settings.resolved_workers
     if workers > 1:
         hub.close()
+        # The workers read their settings from the environment: the flags go there.
+        for name, value in _flags(args).items():
+            os.environ[f"HVER_{name.upper()}"] = str(value)
         os.environ["HVER_DATA"] = str(settings.data)
         uvicorn.run("hver.app:app_from_env", factory=True, host=settings.host,
                     port=settings.port, workers=workers, log_level=settings.log_level,
@@ -275,9 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     serve = with_data(sub.add_parser("serve", help="run the hub"))
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8080)")
-    serve.add_argument("--workers", type=int, default=0, help="worker processes")
+    _setting_flags(serve)
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action",

@@ -87,6 +87,25 @@ class Settings:
         1.0, "Seconds between writes of the download counts a server process gathers."
     )
     log_level: str = _setting("info", "Log level of the server.")
+    upstream_url: str = _setting(
+        "", "A hub this one mirrors (e.g. https://huggingface.co): repos it does not hold "
+        "are looked up there and brought in on first use. Unset: no mirror.")
+    upstream_token: str = _setting(
+        "", "The token the mirror reads the upstream hub with (never shown, never logged).")
+    mirror_ttl: float = _setting(
+        300.0, "Seconds a mirrored repo's refs and settings are trusted before the upstream "
+        "is asked again; a pinned commit never needs it.")
+    offline: bool = _setting(
+        False, "Serve only what the mirror holds: never ask the upstream hub.")
+    mirror_prefix: str = _setting(
+        "", "A prefix of the local namespaces that mirror upstream ones: with 'hf-', the "
+        "upstream's org/model is hf-org/model here. Empty: the same ids.")
+    mirror_allow: str = _setting(
+        "", "Upstream repos the mirror may bring in: comma-separated globs of ids "
+        "(org/*, datasets/org/*); empty: all.")
+    mirror_deny: str = _setting(
+        "", "Upstream repos the mirror never brings in: comma-separated globs, as "
+        "HVER_MIRROR_ALLOW; they win over it.")
 
     @property
     def resolved_workers(self) -> int:

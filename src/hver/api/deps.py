@@ -159,7 +159,9 @@ def repo_type_from_plural(plural: str) -> RepoType:
 
 def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str) -> Repo:
     """The repo, readable by `actor`, with its listing index caught up and the downloads
-    this process counted and has not written yet; else RepoNotFound.
+    this process counted and has not written yet; else RepoNotFound. A repo this hub
+    does not hold is looked for upstream when it mirrors one (`hver.mirror`), and a
+    mirrored repo is caught up with the upstream when it is due.
 
     The row comes from the repo cache while nothing changed it (`hver.core.caches`);
     the default branch's head is read from its ref file every time, and only when it is
@@ -168,6 +170,8 @@ def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
     ns, name = param(ns), param(name)
     cache = hub.caches.repos
     key = repo_key(repo_type.value, ns, name)
+    mirror = hub.mirror
+    looked_upstream = False
     while True:
         epoch = hub.downloads.settled_epoch()
         stamp = cache.stamp()  # before the read, see hver.core.stamps
@@ -177,10 +181,19 @@ def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
             if not access.can_read(actor, repo):
                 raise RepoNotFound()
         else:  # not cached, or read before this process last wrote download counts
-            with hub.db.read() as session:
-                repo = core_repos.get_repo(session, actor, repo_type, ns, name)
+            try:
+                with hub.db.read() as session:
+                    repo = core_repos.get_repo(session, actor, repo_type, ns, name)
+            except RepoNotFound:
+                if mirror is None or looked_upstream:
+                    raise
+                mirror.find(repo_type, ns, name)  # brought in, or RepoNotFound
+                looked_upstream = True
+                continue
             if key is not None:
                 cache.put(key, (repo, epoch), stamp)
+        if mirror is not None and mirror.due(repo):
+            repo = mirror.check(repo)
         head = loose_ref(hub.caches.repo_dir(hub.git, repo.storage_key),
                          f"refs/heads/{DEFAULT_BRANCH}")
         if head is None or head != repo.sha:
@@ -195,8 +208,9 @@ def cached_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str,
     """What `load_repo` answers, from the caches alone (no thread, no query, one ref file
     read): the repo row and its downloads (this process's pending ones added). None
     whenever `load_repo` must decide: not cached, read before this process last wrote
-    download counts, being renewed, the index behind the branch, or not readable by
-    `actor` (`load_repo` then answers the very same RepoNotFound)."""
+    download counts, being renewed, the index behind the branch, a mirrored repo due a
+    check, or not readable by `actor` (`load_repo` then answers the very same
+    RepoNotFound)."""
     key = repo_key(repo_type.value, param(ns), param(name))
     if key is None:
         return None
@@ -205,7 +219,7 @@ def cached_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str,
     if hit is None or hit[1] != epoch:
         return None
     repo = hit[0]
-    if not access.can_read(actor, repo):
+    if not access.can_read(actor, repo) or (hub.mirror is not None and hub.mirror.due(repo)):
         return None
     head = loose_ref(hub.caches.repo_dir(hub.git, repo.storage_key),
                      f"refs/heads/{DEFAULT_BRANCH}")

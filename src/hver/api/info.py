@@ -32,6 +32,7 @@ from hver.core.lru import Lru
 from hver.core.tree import FileInfo, Files, files_at, resolve_revision
 from hver.db.models import Repo
 from hver.errors import BadRequest
+from hver.mirror import read_fields
 from hver.names import RepoType
 
 router = APIRouter()
@@ -142,7 +143,8 @@ def siblings_json(files: Files, commit: str, blobs: bool) -> bytes:
 
 
 def info_fields(repo: Repo, downloads: int, sha: str, commit: CachedCommit,
-                card: CardIndex | None) -> dict[str, Any]:
+                card: CardIndex | None, mirror: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
     """The repo's info at commit `sha`, without its `siblings`: the live parts from the
     repo row, the rest from the commit's summary and, for a commit other than the default
     branch's head (`repo.sha`), that commit's own card."""
@@ -164,6 +166,8 @@ def info_fields(repo: Repo, downloads: int, sha: str, commit: CachedCommit,
         sdk = out["cardData"].get("sdk")
         out["sdk"] = sdk
         out["runtime"] = {"stage": "NO_APP_FILE", "hardware": None}
+    if mirror is not None:  # a mirrored repo: where from, and how fresh
+        out["mirror"] = mirror
     return out
 
 
@@ -183,7 +187,9 @@ def repo_info(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
     if sha != repo.sha:
         card = hub.caches.cards.get(key) or hub.caches.cards.put(
             key, core_repos.card_index(git, sha, repo.type))
-    return info_fields(repo, repo.downloads, sha, commit, card), siblings_json(files, sha, blobs)
+    mirror = read_fields(hub, repo) if repo.mirror_upstream is not None else None
+    return (info_fields(repo, repo.downloads, sha, commit, card, mirror),
+            siblings_json(files, sha, blobs))
 
 
 def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
@@ -197,6 +203,12 @@ def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, na
     if found is None:
         return None
     repo, downloads = found
+    mirror = None
+    if repo.mirror_upstream is not None:
+        # How fresh it is, as this process knows it; never kept in a cached body.
+        mirror = hub.mirror.describe(repo) if hub.mirror is not None else None
+        if mirror is None:
+            return None
     sha: str | None = repo.sha  # `cached_repo` read the default branch: it is this
     if revision is not None and revision != core_repos.DEFAULT_BRANCH:
         sha = revision_ref(hub.caches.repo_dir(hub.git, repo.storage_key), revision)
@@ -206,7 +218,7 @@ def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, na
     # The row object itself in the key: one read again (a change, or its time to live
     # run out) is another object, which never meets the bodies made from the old one.
     key = (repo, downloads, sha, blobs, tuple(expand))
-    body = hub.caches.info_bodies.get(key)
+    body = hub.caches.info_bodies.get(key) if mirror is None else None
     if body is not None:
         return body
     # Found in this repo before (an entry is keyed by the repo): a commit id asked of
@@ -222,8 +234,8 @@ def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, na
     siblings = _siblings.get((sha, blobs))
     if siblings is None:
         return None
-    body = _render(info_fields(repo, downloads, sha, commit, card), siblings, expand)
-    if len(body) <= MAX_INFO_BODY:
+    body = _render(info_fields(repo, downloads, sha, commit, card, mirror), siblings, expand)
+    if len(body) <= MAX_INFO_BODY and mirror is None:
         hub.caches.info_bodies.put(key, body)
     return body
 

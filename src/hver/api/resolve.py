@@ -91,7 +91,8 @@ def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, na
     if hit is None:
         return None
     repo = hit[0]
-    if repo.gated or not access.can_read(actor, repo):
+    if repo.gated or not access.can_read(actor, repo) or (
+            hub.mirror is not None and hub.mirror.due(repo)):
         return None
     repo_dir = hub.caches.repo_dir(hub.git, repo.storage_key)
     head = loose_ref(repo_dir, f"refs/heads/{core_repos.DEFAULT_BRANCH}")

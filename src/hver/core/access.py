@@ -68,10 +68,14 @@ def require_namespace_write(actor: Actor | None, namespace: str) -> None:
 
 
 def require_write(actor: Actor | None, repo: Repo) -> None:
-    """Write access to the content of a repo; invisible repos stay missing."""
+    """Write access to the content of a repo; invisible repos stay missing, mirrored
+    ones are read-only (commits, uploads, git pushes, branches, settings, deletion)."""
     require_read(actor, repo)
     if actor is None:
         raise Unauthorized("You must be authenticated to write to this repo.")
+    if repo.mirror_upstream is not None:  # its content is the upstream's, nobody's here
+        raise Forbidden(f"{repo.repo_id} mirrors {repo.mirror_id} on {repo.mirror_upstream} "
+                        "and is read-only here.")
     if not actor.can_write:
         raise Forbidden("This token has read access only.")
     if not token_allows(actor, repo.type, repo.namespace, repo.name, WRITE_PERMISSION):

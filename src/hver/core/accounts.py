@@ -223,6 +223,14 @@ def create_org(session: Session, name: str, owner: str,
     return org
 
 
+def create_mirror_namespace(session: Session, name: str, upstream: str) -> Account:
+    """The namespace mirrored repos of an upstream namespace live in (`hver.mirror`): an
+    org with no members, so that no local user has a role in it."""
+    org = _new_account(session, name, "org", mirror_upstream=upstream)
+    _audit(session, "@mirror", "org.create", name, upstream=upstream)
+    return org
+
+
 def _check_role(role: str) -> None:
     if role not in ORG_ROLES:
         raise BadRequest(f"Invalid role {role!r}: one of {', '.join(ORG_ROLES)}.")

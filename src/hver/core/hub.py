@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hver.config import Settings
 from hver.core.caches import WATCHED, Caches
@@ -14,6 +15,9 @@ from hver.core.stamps import Stamps
 from hver.db.engine import Database
 from hver.storage.blobs import BlobStore, open_blob_store
 from hver.storage.git import GitStore
+
+if TYPE_CHECKING:
+    from hver.mirror import Mirror
 
 log = logging.getLogger("hver")
 
@@ -29,6 +33,8 @@ class Hub:
     downloads: DownloadCounter
     rate_buckets: SharedBuckets
     opened_at: float = field(default_factory=time.time)
+    mirror: Mirror | None = None  # the upstream hub this one mirrors, if any
+
 
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Hub:
@@ -42,7 +48,7 @@ class Hub:
         if migrate:
             db.migrate()
         downloads = DownloadCounter(db, settings.download_flush_interval)
-        return cls(
+        hub = cls(
             settings=settings,
             db=db,
             git=GitStore(settings.repos_dir),
@@ -53,6 +59,10 @@ class Hub:
             rate_buckets=SharedBuckets(db),
             opened_at=opened_at,
         )
+        from hver.mirror import Mirror  # it builds on the domain, which imports this
+
+        hub.mirror = Mirror.open(hub)
+        return hub
 
     def remove_stale_locks(self) -> int:
         """Start-up recovery for `hver serve` (in the parent, before any worker): the git
@@ -67,5 +77,7 @@ class Hub:
     def close(self) -> None:
         self.downloads.close()  # the counts gathered in memory, written before the end
         self.rate_buckets.close()  # and what was spent from the rate limits
+        if self.mirror is not None:
+            self.mirror.upstream.close()
         self.db.dispose()
         self.stamps.close()

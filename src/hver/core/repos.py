@@ -187,7 +187,7 @@ def create_repo(
         existing = find_repo(session, repo_type, namespace, name)
     access.require_namespace_write(actor, namespace)
     assert actor is not None
-    if account is None:
+    if account is None or account.mirror_upstream is not None:
         raise Forbidden(f"You don't have the rights to create repos under {namespace!r}.")
     if existing is not None:
         raise Conflict("You already created this repo")
@@ -243,7 +243,7 @@ def move_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, src: tuple[str
         dst = (account.name if account is not None else dst[0], dst[1])
         if dst[0] != repo.namespace:
             access.require_namespace_write(actor, dst[0])
-            if account is None:
+            if account is None or account.mirror_upstream is not None:
                 raise Forbidden(f"You don't have the rights to create repos under {dst[0]!r}.")
         return _rename(session, actor, repo, dst, "repo.move")
 
@@ -261,6 +261,8 @@ def transfer_repo(hub: Hub, by: Actor | str, repo_type: RepoType, src: tuple[str
         account = get_account(session, dst[0])
         if account is None:
             raise BadRequest(f"No user or organization named {dst[0]!r}.")
+        if (account.mirror_upstream is None) != (repo.mirror_upstream is None):
+            raise BadRequest("A namespace holds mirrored repos or local ones, never both.")
         return _rename(session, by, repo, (account.name, dst[1]), "repo.transfer")
 
 

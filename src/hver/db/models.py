@@ -49,6 +49,9 @@ class Account(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A namespace the mirror made for an upstream hub's namespace (`hver.mirror`): an org
+    # with no members, holding only mirrored repos. None: a local account.
+    mirror_upstream: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class Membership(Base):
@@ -114,6 +117,10 @@ class Repo(Base):
     library_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, default=0)
     likes: Mapped[int] = mapped_column(Integer, default=0)
+    # A mirror of a repo of an upstream hub (`hver.mirror`): the hub's URL and the repo's
+    # id there. Its refs follow the upstream's; nothing local writes to its content.
+    mirror_upstream: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    mirror_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     @property
     def repo_id(self) -> str:
@@ -407,3 +414,18 @@ class SignInFailure(Base):
     pending_since: Mapped[float] = mapped_column(Float, default=0.0)
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
     last: Mapped[float] = mapped_column(Float, index=True)
+
+
+class MirrorRepo(Base):
+    """What the mirror knows of a mirrored repo (`hver.mirror.refs`). Times are seconds
+    since the epoch. `checked_at`: the last time upstream answered for it;
+    `checking_until`: a server checks it now (a lease), or, after a failure, when the next
+    try may start."""
+
+    __tablename__ = "mirror_repos"
+    repo_id: Mapped[int] = mapped_column(
+        ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    checked_at: Mapped[float] = mapped_column(Float, default=0.0)
+    changed_at: Mapped[float] = mapped_column(Float, default=0.0)
+    checking_until: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)

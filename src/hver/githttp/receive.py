@@ -597,6 +597,11 @@ def scan_pack(body: IO[bytes], cap: int) -> None:
         if size < 4:
             return
         body.seek(size - 4, os.SEEK_CUR)
+    scan_pack_data(body, cap)
+
+
+def scan_pack_data(body: IO[bytes], cap: int) -> None:
+    """`scan_pack` of a pack alone (from its `PACK` header on): one a fetch brought."""
     header = body.read(12)
     if not header:
         return  # deletions only

@@ -44,6 +44,7 @@ from hver.core.markdown import render_card
 from hver.core.refs import list_refs
 from hver.db.models import Repo
 from hver.errors import BadRequest, HverError, NotFound, RepoMoved
+from hver.mirror import read_fields
 from hver.names import RESERVED_NAMESPACES, RepoType, validate_path
 from hver.web import preview as web_preview
 from hver.web.session import SignInRequired, csrf_for, login_url
@@ -435,6 +436,7 @@ class _RepoView:
     commit: str
     url: str
     admin: bool = False  # may the viewer change the repo's settings (the Settings tab)
+    mirror: dict[str, Any] | None = None  # a mirrored repo's upstream and last check
 
 
 def _open(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,
@@ -443,7 +445,8 @@ def _open(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str
     git = hub.git.open(repo.storage_key)
     commit = core_tree.resolve_revision(git, revision)
     view = _RepoView(repo, repo_type, revision, commit, repo_url(repo_type, repo.repo_id),
-                     admin=access.can_admin(actor, repo))
+                     admin=access.can_admin(actor, repo),
+                     mirror=read_fields(hub, repo) if repo.mirror_upstream else None)
     return view, git
 
 

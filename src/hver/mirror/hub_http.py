@@ -1,0 +1,204 @@
+"""An upstream hub reached over HTTP: the Hub's API for what it says of a repo, git's
+smart HTTP for the repo itself (commit ids and history kept exactly)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient
+from dulwich.errors import GitProtocolError, HangupException
+from dulwich.object_store import MissingObjectFinder
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+
+from hver.githttp.receive import PackRefused, scan_pack_data
+from hver.mirror.upstream import MIRRORED_REFS, UpstreamRepo, UpstreamUnavailable
+from hver.names import RepoType
+from hver.storage.git import GitRepo
+
+log = logging.getLogger("hver.mirror")
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+LFS_JSON = "application/vnd.git-lfs+json"
+CHUNK = 1 << 20
+USER_AGENT = "hver-mirror"
+
+
+def _http_error(exc: Exception) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{type(exc).__name__}: {exc}"[:400])
+
+
+class HubHttp:
+    def __init__(self, url: str, token: str, tmp_dir: Path, object_cap: int,
+                 pack_cap: int) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._tmp_dir = tmp_dir
+        self._object_cap = object_cap  # the most bytes one git object may inflate to
+        self._pack_cap = pack_cap  # the most bytes one fetch may bring
+        headers = {"User-Agent": USER_AGENT}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(headers=headers, timeout=TIMEOUT, follow_redirects=False)
+        # For the hrefs the upstream hands out (its storage, a CDN): they carry their own
+        # credentials, and the mirror's token never leaves the upstream's origin.
+        self._bare = httpx.Client(headers={"User-Agent": USER_AGENT}, timeout=TIMEOUT,
+                                  follow_redirects=True)
+
+    def __repr__(self) -> str:  # never the token
+        return f"HubHttp({self.url!r})"
+
+    def repo_info(self, repo_type: RepoType, repo_id: str) -> UpstreamRepo | None:
+        url = f"{self.url}/api/{repo_type.plural}/{repo_id}"
+        # What the mirror needs, not the file list of a big repo.
+        params = {"expand": ["private", "gated", "createdAt"]}
+        try:
+            r = self._http.get(url, params=params)
+        except httpx.HTTPError as exc:
+            raise _http_error(exc) from None
+        if r.status_code in (401, 403, 404):
+            if r.headers.get("X-Error-Code") in ("RepoNotFound", "GatedRepo") or \
+                    r.status_code == 404:
+                return None
+            raise UpstreamUnavailable(
+                f"the upstream refused the mirror's token: {r.status_code} "
+                f"{r.headers.get('X-Error-Message', '')}"[:400])
+        if r.status_code != 200:
+            raise UpstreamUnavailable(f"repo info answered {r.status_code}")
+        try:
+            body: dict[str, Any] = r.json()
+            upstream_id = str(body["id"])
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamUnavailable("repo info answered no repo id") from None
+        gated = body.get("gated")
+        created = body.get("createdAt")
+        created_at = None
+        if isinstance(created, str):
+            try:
+                created_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+                created_at = created_at.replace(tzinfo=None)
+            except ValueError:
+                created_at = None
+        return UpstreamRepo(
+            id=upstream_id, private=bool(body.get("private")),
+            gated=gated if gated in ("auto", "manual") else None, created_at=created_at)
+
+    def _git(self) -> Urllib3HttpGitClient:
+        # Basic credentials scoped to the upstream's origin: dulwich sends none to another
+        # host a redirect might name.
+        auth: dict[str, Any] = {"username": "hver", "password": self._token} if self._token \
+            else {}
+        return Urllib3HttpGitClient(self.url, timeout=TIMEOUT.read, **auth)
+
+    def fetch_git(self, repo_type: RepoType, repo_id: str, git: GitRepo) -> dict[str, str]:
+        mirrored: dict[str, str] = {}
+        store = git.repo.object_store
+
+        def determine_wants(refs: Mapping[Ref, ObjectID],
+                            depth: int | None = None) -> list[ObjectID]:
+            for name, sha in refs.items():
+                text = name.decode("utf-8", "replace")
+                if sha and text.startswith(MIRRORED_REFS) and not text.endswith("^{}"):
+                    mirrored[text] = sha.decode("ascii")
+            return sorted({ObjectID(s.encode()) for s in mirrored.values()
+                           if ObjectID(s.encode()) not in store})
+
+        path = f"/{repo_type.url_prefix}{repo_id}.git"
+        with tempfile.TemporaryFile(dir=self._tmp_dir, prefix="mirror-pack-") as spool:
+            size = 0
+
+            def write(data: bytes) -> int:
+                nonlocal size
+                size += len(data)
+                if size > self._pack_cap:
+                    raise UpstreamUnavailable(f"the upstream's pack is over "
+                                              f"{self._pack_cap} bytes")
+                return spool.write(data)
+
+            try:
+                self._git().fetch_pack(path, determine_wants, git.repo.get_graph_walker(),
+                                       write)
+            except HTTPUnauthorized:
+                raise UpstreamUnavailable("the upstream refused the mirror's token for "
+                                          "git") from None
+            except (GitProtocolError, HangupException, OSError) as exc:
+                raise _http_error(exc) from None
+            if size:
+                self._add_pack(spool, store)
+        wants = {ObjectID(s.encode()) for s in mirrored.values()}
+        try:  # every object the refs reach is here: a pack missing one is no mirror
+            if size:
+                for _ in MissingObjectFinder(store, haves=(), wants=wants):
+                    pass
+            elif any(w not in store for w in wants):
+                raise KeyError(next(w for w in wants if w not in store))
+        except KeyError as exc:
+            raise UpstreamUnavailable(f"the upstream's pack lacks object {exc}") from None
+        return mirrored
+
+    def _add_pack(self, spool: Any, store: Any) -> None:
+        spool.seek(0)
+        try:
+            scan_pack_data(spool, self._object_cap)
+        except PackRefused as exc:
+            raise UpstreamUnavailable(f"the upstream's pack was refused: {exc}") from None
+        spool.seek(0)
+        try:
+            store.add_thin_pack(spool.read, None)
+        except Exception as exc:  # a broken pack: dulwich raises many kinds
+            raise UpstreamUnavailable(f"the upstream's pack is broken: {exc}"[:400]) from None
+
+    def lfs_download(self, repo_type: RepoType, repo_id: str, oid: str, size: int
+                     ) -> tuple[str, dict[str, str]] | None:
+        """Where the upstream serves a large file of a repo (its LFS batch API, which
+        also serves files it stores as Xet): an href and the headers to send to it;
+        None when the upstream says the repo holds no such object."""
+        url = f"{self.url}/{repo_type.url_prefix}{repo_id}.git/info/lfs/objects/batch"
+        body = {"operation": "download", "transfers": ["basic"], "hash_algo": "sha256",
+                "objects": [{"oid": oid, "size": size}]}
+        try:
+            r = self._http.post(url, json=body, headers={
+                "Accept": LFS_JSON, "Content-Type": LFS_JSON})
+        except httpx.HTTPError as exc:
+            raise _http_error(exc) from None
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:  # 401, 403: the mirror's token may not read its files
+            raise UpstreamUnavailable(f"the LFS batch answered {r.status_code}")
+        try:
+            obj = r.json()["objects"][0]
+            if "error" in obj:
+                if obj["error"].get("code") in (404, 410):
+                    return None
+                raise UpstreamUnavailable(f"the LFS batch: {obj['error']}"[:400])
+            action = obj["actions"]["download"]
+            return str(action["href"]), {str(k): str(v) for k, v in
+                                         (action.get("header") or {}).items()}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise UpstreamUnavailable("the LFS batch answered no download") from None
+
+    def download(self, href: str, headers: dict[str, str], out: BinaryIO, limit: int) -> None:
+        """The bytes at `href` into `out`, at most `limit` of them (more: refused)."""
+        written = 0
+        try:
+            with self._bare.stream("GET", href, headers=headers) as r:
+                if r.status_code != 200:
+                    raise UpstreamUnavailable(f"the download answered {r.status_code}")
+                for chunk in r.iter_raw(CHUNK):
+                    written += len(chunk)
+                    if written > limit:
+                        raise UpstreamUnavailable("the upstream sent more bytes than the "
+                                                  "file has")
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise _http_error(exc) from None
+
+    def close(self) -> None:
+        self._http.close()
+        self._bare.close()

@@ -1,0 +1,58 @@
+"""What the mirror asks of an upstream hub: the interface, its answers and its errors.
+
+`hver.mirror.hub_http` speaks it to a hub over HTTP (the public Hub, another hver). The
+rest of the mirror knows nothing of how an upstream is reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from hver.names import RepoType
+from hver.storage.git import GitRepo
+
+# The refs a mirror follows: branches, tags, and the Hub's converted branches
+# (`refs/convert/parquet`). Pull requests stay upstream's.
+MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/convert/")
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream did not answer, or answered something that is not an answer about
+    the repo (a 5xx, a rate limit, a broken pack). Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class UpstreamRepo:
+    """What the upstream says of a repo it shows to the mirror's token."""
+
+    id: str  # as the upstream spells it
+    private: bool
+    gated: str | None  # None, "auto" or "manual"
+    created_at: datetime | None
+
+
+class Upstream(Protocol):
+    url: str  # what mirrored repos record as their upstream
+
+    def repo_info(self, repo_type: RepoType, repo_id: str) -> UpstreamRepo | None:
+        """The repo, or None when the upstream has no such repo for the mirror's token."""
+        ...
+
+    def fetch_git(self, repo_type: RepoType, repo_id: str, git: GitRepo) -> dict[str, str]:
+        """The upstream's `MIRRORED_REFS` (name -> object id), with every object they
+        reach that `git` lacks added to it. Refs are not changed."""
+        ...
+
+    def lfs_download(self, repo_type: RepoType, repo_id: str, oid: str, size: int
+                     ) -> tuple[str, dict[str, str]] | None:
+        """Where the upstream serves a large file of the repo (an href and headers to
+        send), which vouches that the repo holds it; None: it does not."""
+        ...
+
+    def download(self, href: str, headers: dict[str, str], out: BinaryIO, limit: int) -> None:
+        """The bytes at an href `lfs_download` gave, written to `out` (at most `limit`)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,325 @@
+"""A hub that mirrors another: repos it does not hold are brought in from the upstream
+on first use, with their commits, refs, card and gate, and are then served by the
+mirror alone; caught up once per TTL; served stale when the upstream is down; never
+written to. Two real servers, a counting proxy between them, the real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+)
+from mirrorkit import CountingProxy
+
+TTL = 3.0
+README = (b"---\nlicense: apache-2.0\ntags: [tiny, mirror-test]\npipeline_tag: fill-mask\n"
+          b"---\n# Tiny\n")
+CONFIG = b'{"model_type": "bert", "hidden_size": 8}\n'
+TOKENIZER = json.dumps({"version": "1.0", "model": {"type": "WordLevel", "vocab": {"a": 0}}}
+                       ).encode()
+CSV = b"id,text\n1,one\n2,two\n3,three\n"
+
+
+@dataclass
+class Hubs:
+    up: object  # tests.conftest.Server
+    proxy: CountingProxy
+    mirror: object
+    up_api: HfApi
+    up_user: str
+    mirror_token: str  # a local user of the mirror
+    mirror_user: str
+
+
+def _user(srv) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    name = f"u-{uuid.uuid4().hex[:8]}"
+    _, token = srv.hver("user", "create", name, "--token", "write").splitlines()
+    return name, token
+
+
+@pytest.fixture(scope="module")
+def hubs(tmp_path_factory: pytest.TempPathFactory, unstarted_server) -> Iterator[Hubs]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("mirror")
+    (root / "up").mkdir()
+    up = unstarted_server(root / "up", rate_limit_anonymous="0")
+    up.start()
+    up_user, up_token = _user(up)
+    proxy = CountingProxy(up.port)
+    (root / "mirror").mkdir()
+    mirror = unstarted_server(root / "mirror", upstream_url=proxy.endpoint,
+                              upstream_token=up_token, mirror_ttl=str(TTL),
+                              mirror_deny="*/denied-*", rate_limit_anonymous="0")
+    mirror.start()
+    mirror_user, mirror_token = _user(mirror)
+    yield Hubs(up, proxy, mirror, HfApi(endpoint=up.endpoint, token=up_token), up_user,
+               mirror_token, mirror_user)
+    mirror.stop()
+    proxy.close()
+    up.stop()
+
+
+def _model(hubs: Hubs, name: str | None = None, **kwargs: object) -> str:
+    repo_id = f"{hubs.up_user}/{name or 'tiny-' + uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id, **kwargs)  # type: ignore[arg-type]
+    hubs.up_api.create_commit(repo_id, commit_message="tiny model", operations=[
+        CommitOperationAdd("README.md", README), CommitOperationAdd("config.json", CONFIG),
+        CommitOperationAdd("tokenizer.json", TOKENIZER)])
+    return repo_id
+
+
+def _model_as(hubs: Hubs, token: str, repo_id: str) -> str:
+    api = HfApi(endpoint=hubs.up.endpoint, token=token)  # type: ignore[attr-defined]
+    api.create_repo(repo_id)
+    api.create_commit(repo_id, commit_message="tiny", operations=[
+        CommitOperationAdd("config.json", CONFIG)])
+    return repo_id
+
+
+def _mirror_api(hubs: Hubs, token: str | None = None) -> HfApi:
+    return HfApi(endpoint=hubs.mirror.endpoint, token=token)  # type: ignore[attr-defined]
+
+
+def test_a_repo_is_brought_in_with_its_commits_refs_and_card(hubs: Hubs, tmp_path: Path
+                                                             ) -> None:
+    repo_id = _model(hubs)
+    up = hubs.up_api
+    up.create_branch(repo_id, branch="dev")
+    up.create_tag(repo_id, tag="v1", tag_message="first")
+    up.create_commit(repo_id, commit_message="dev only", revision="dev",
+                     operations=[CommitOperationAdd("dev.txt", b"on dev\n")])
+    api = _mirror_api(hubs)
+
+    info, theirs = api.model_info(repo_id), up.model_info(repo_id)
+    assert info.sha == theirs.sha
+    assert info.tags == theirs.tags and "mirror-test" in info.tags
+    assert info.pipeline_tag == "fill-mask" and info.card_data["license"] == "apache-2.0"
+    assert sorted(s.rfilename for s in info.siblings) == sorted(
+        s.rfilename for s in theirs.siblings)
+    raw = httpx.get(f"{hubs.mirror.endpoint}/api/models/{repo_id}").json()  # type: ignore[attr-defined]
+    assert raw["mirror"]["upstream"] == hubs.proxy.endpoint
+    assert raw["mirror"]["id"] == repo_id and raw["mirror"]["lastSync"]
+    page = httpx.get(f"{hubs.mirror.endpoint}/{repo_id}").text  # type: ignore[attr-defined]
+    assert ">mirror</span>" in page
+    assert f"Mirrored from <a href=\"{hubs.proxy.endpoint}/{repo_id}\"" in page
+    assert "last sync 20" in page
+
+    mine, upstream = api.list_repo_refs(repo_id), up.list_repo_refs(repo_id)
+    assert {(b.name, b.target_commit) for b in mine.branches} == {
+        (b.name, b.target_commit) for b in upstream.branches}
+    assert {(t.name, t.target_commit) for t in mine.tags} == {
+        (t.name, t.target_commit) for t in upstream.tags}
+    assert [c.commit_id for c in api.list_repo_commits(repo_id, revision="dev")] == [
+        c.commit_id for c in up.list_repo_commits(repo_id, revision="dev")]
+
+    snap = snapshot_download(repo_id, cache_dir=tmp_path / "snap",
+                             endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert (Path(snap) / "config.json").read_bytes() == CONFIG
+    assert (Path(snap) / "tokenizer.json").read_bytes() == TOKENIZER
+    dev = hf_hub_download(repo_id, "dev.txt", revision="dev", cache_dir=tmp_path / "dev",
+                          endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert Path(dev).read_bytes() == b"on dev\n"
+
+    # git clones the mirror's copy: the upstream's commit ids, history and files.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", f"{hubs.mirror.endpoint}/{repo_id}", str(clone)],  # type: ignore[attr-defined]
+                   check=True, env={**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"})
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    assert head == theirs.sha
+    assert (clone / "config.json").read_bytes() == CONFIG
+
+
+def test_metadata_is_served_by_the_mirror_within_the_ttl(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = _model(hubs)
+    api = _mirror_api(hubs)
+    first = api.model_info(repo_id).sha
+    hubs.proxy.reset()
+    hubs.up_api.create_commit(repo_id, commit_message="second", operations=[
+        CommitOperationAdd("config.json", CONFIG + b"\n")])
+    new = hubs.up_api.model_info(repo_id).sha
+    assert new != first
+    hubs.proxy.reset()
+    for _ in range(3):  # within the TTL: the mirror's own answer, the upstream not asked
+        assert api.model_info(repo_id).sha == first
+        api.list_repo_files(repo_id)
+        hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / uuid.uuid4().hex,
+                        endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert hubs.proxy.count() == 0, hubs.proxy.paths()
+    time.sleep(TTL + 0.5)
+    assert api.model_info(repo_id).sha == new  # after it: caught up at once
+    got = hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / "new",
+                          endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert Path(got).read_bytes() == CONFIG + b"\n"
+    # One check: the repo's info and its refs, and the new objects.
+    assert hubs.proxy.count(f"/api/models/{repo_id}") == 1, hubs.proxy.paths()
+    assert hubs.proxy.count(".git/info/refs") == 1, hubs.proxy.paths()
+    # The first commit is still there, pinned by its id.
+    old = hf_hub_download(repo_id, "config.json", revision=first,
+                          cache_dir=tmp_path / "old", endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert Path(old).read_bytes() == CONFIG
+
+
+def test_the_mirror_serves_what_it_holds_while_the_upstream_is_down(hubs: Hubs,
+                                                                   tmp_path: Path) -> None:
+    repo_id = _model(hubs)
+    api = _mirror_api(hubs)
+    sha = api.model_info(repo_id).sha
+    never = f"{hubs.up_user}/never-{uuid.uuid4().hex[:6]}"
+    hubs.up_api.create_repo(never)
+    hubs.proxy.down = True
+    try:
+        time.sleep(TTL + 0.5)  # due: the check fails, the repo is served as it was
+        for _ in range(2):
+            assert api.model_info(repo_id).sha == sha
+            got = hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / uuid.uuid4().hex,
+                                  endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+            assert Path(got).read_bytes() == CONFIG
+            assert Path(hf_hub_download(repo_id, "config.json", revision=sha,
+                                        cache_dir=tmp_path / uuid.uuid4().hex,
+                                        endpoint=hubs.mirror.endpoint)).exists()  # type: ignore[attr-defined]
+        # A repo never brought in cannot be: a clear 503, not a missing repo.
+        r = httpx.get(f"{hubs.mirror.endpoint}/api/models/{never}")  # type: ignore[attr-defined]
+        assert r.status_code == 503 and r.headers["X-Error-Code"] == "MirrorUnavailable"
+    finally:
+        hubs.proxy.down = False
+    assert api.model_info(never).id == never  # and brought in once the upstream is back
+
+
+def test_a_dataset_loads_through_the_mirror(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = f"{hubs.up_user}/ds-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id, repo_type="dataset")
+    hubs.up_api.create_commit(repo_id, repo_type="dataset", commit_message="data",
+                              operations=[CommitOperationAdd("data/train.csv", CSV)])
+    script = ("import datasets, json, sys\n"
+              f"ds = datasets.load_dataset({repo_id!r}, split='train')\n"
+              "print(json.dumps(ds.to_list()))\n")
+    env = {**os.environ, "HF_ENDPOINT": hubs.mirror.endpoint,  # type: ignore[attr-defined]
+           "HF_HOME": str(tmp_path / "home"), "HF_DATASETS_CACHE": str(tmp_path / "ds"),
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_TOKEN", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.splitlines()[-1]) == [
+        {"id": 1, "text": "one"}, {"id": 2, "text": "two"}, {"id": 3, "text": "three"}]
+    info = _mirror_api(hubs).dataset_info(repo_id)
+    assert info.sha == hubs.up_api.dataset_info(repo_id).sha
+
+
+def test_mirrored_repos_are_read_only(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = _model(hubs)
+    ns, name = repo_id.split("/")
+    api = _mirror_api(hubs, hubs.mirror_token)
+    api.model_info(repo_id)
+    with pytest.raises(HfHubHTTPError) as e:
+        api.create_commit(repo_id, commit_message="mine", operations=[
+            CommitOperationAdd("x.txt", b"x")])
+    assert e.value.response.status_code == 403
+    assert "read-only" in e.value.response.headers["X-Error-Message"]
+    for call in (lambda: api.create_branch(repo_id, branch="mine"),
+                 lambda: api.delete_repo(repo_id),
+                 lambda: api.update_repo_settings(repo_id, private=True),
+                 lambda: api.create_repo(f"{ns}/new-{uuid.uuid4().hex[:6]}")):
+        with pytest.raises(HfHubHTTPError) as e:
+            call()
+        assert e.value.response.status_code == 403
+    # git push is refused too, ref by ref, saying why.
+    url = hubs.mirror.endpoint.replace("http://", f"http://x:{hubs.mirror_token}@")  # type: ignore[attr-defined]
+    clone = tmp_path / "clone"
+    git_env = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1", "GIT_AUTHOR_NAME": "a",
+               "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
+               "GIT_COMMITTER_EMAIL": "a@b"}
+    subprocess.run(["git", "clone", "-q", f"{url}/{repo_id}", str(clone)], check=True,
+                   env=git_env)
+    (clone / "x.txt").write_text("x")
+    subprocess.run(["git", "-C", str(clone), "add", "x.txt"], check=True, env=git_env)
+    subprocess.run(["git", "-C", str(clone), "commit", "-qm", "x"], check=True, env=git_env)
+    push = subprocess.run(["git", "-C", str(clone), "push", "origin", "main"],
+                          capture_output=True, text=True, env=git_env)
+    assert push.returncode != 0 and "read-only" in push.stderr, push.stderr
+    assert _mirror_api(hubs).model_info(repo_id).sha == hubs.up_api.model_info(repo_id).sha
+
+
+def test_what_the_mirror_never_brings_in(hubs: Hubs) -> None:
+    api = _mirror_api(hubs, hubs.mirror_token)
+    private = _model(hubs, private=True)
+    denied = _model(hubs, name=f"denied-{uuid.uuid4().hex[:6]}")
+    missing = f"{hubs.up_user}/missing-{uuid.uuid4().hex[:6]}"
+    hubs.proxy.reset()
+    for repo_id in (private, denied, missing):
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(repo_id)
+    # The denied id is refused before the upstream is asked; a missing one is asked once
+    # per TTL however often it is asked for here.
+    assert hubs.proxy.count("denied-") == 0
+    for _ in range(3):
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(missing)
+    assert hubs.proxy.count(missing) == 1, hubs.proxy.paths()
+    # A local user's namespace is never looked up upstream, even where the upstream has
+    # a repo of that id: the upstream's user of the same name is someone else.
+    _, twin_token = hubs.up.hver("user", "create", hubs.mirror_user,  # type: ignore[attr-defined]
+                                 "--token", "write").splitlines()
+    shadowed = _model_as(hubs, twin_token, f"{hubs.mirror_user}/tiny")
+    hubs.proxy.reset()
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(shadowed)
+    assert hubs.proxy.count() == 0
+
+
+def test_a_gated_upstream_repo_is_gated_on_the_mirror(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = _model(hubs)
+    hubs.up_api.update_repo_settings(repo_id, gated="auto")
+    api = _mirror_api(hubs, hubs.mirror_token)
+    assert api.model_info(repo_id).gated == "auto"
+    with pytest.raises(GatedRepoError):
+        hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / "before",
+                        token=hubs.mirror_token, endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    r = httpx.post(f"{hubs.mirror.endpoint}/api/models/{repo_id}/ask-access",  # type: ignore[attr-defined]
+                   headers={"Authorization": f"Bearer {hubs.mirror_token}"})
+    assert r.status_code == 200, r.text
+    got = hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / "after",
+                          token=hubs.mirror_token, endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert Path(got).read_bytes() == CONFIG
+    # Ungated upstream: the mirror follows at its next check.
+    hubs.up_api.update_repo_settings(repo_id, gated=False)
+    time.sleep(TTL + 0.5)
+    assert _mirror_api(hubs).model_info(repo_id).gated is False
+
+
+def test_offline_serves_only_what_is_held(hubs: Hubs, server_factory: Callable[..., object],
+                                          tmp_path: Path) -> None:
+    held = _model(hubs)
+    later = _model(hubs)
+    proxy = CountingProxy(hubs.up.port)  # type: ignore[attr-defined]
+    try:
+        first = server_factory(upstream_url=proxy.endpoint, mirror_ttl="0")
+        sha = HfApi(endpoint=first.endpoint).model_info(held).sha  # type: ignore[attr-defined]
+        first.stop()  # type: ignore[attr-defined]
+        proxy.reset()
+        first.env["HVER_OFFLINE"] = "1"  # type: ignore[attr-defined]
+        first.start()  # type: ignore[attr-defined]
+        api = HfApi(endpoint=first.endpoint)  # type: ignore[attr-defined]
+        assert api.model_info(held).sha == sha
+        got = hf_hub_download(held, "tokenizer.json", cache_dir=tmp_path / "c",
+                              endpoint=first.endpoint)  # type: ignore[attr-defined]
+        assert Path(got).read_bytes() == TOKENIZER
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(later)
+        assert proxy.count() == 0
+    finally:
+        proxy.close()
