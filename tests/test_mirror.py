@@ -56,9 +56,11 @@ def hubs(tmp_path_factory: pytest.TempPathFactory, unstarted_server) -> Iterator
     root = tmp_path_factory.mktemp("mirror")
     (root / "up").mkdir()
     up = unstarted_server(root / "up", rate_limit_anonymous="0")
+    proxy = CountingProxy(up.port)
+    # The URLs the upstream hands out (LFS hrefs) lead through the proxy too.
+    up.env["HVER_PUBLIC_URL"] = proxy.endpoint
     up.start()
     up_user, up_token = _user(up)
-    proxy = CountingProxy(up.port)
     (root / "mirror").mkdir()
     mirror = unstarted_server(root / "mirror", upstream_url=proxy.endpoint,
                               upstream_token=up_token, mirror_ttl=str(TTL),
@@ -304,6 +306,8 @@ def test_a_gated_upstream_repo_is_gated_on_the_mirror(hubs: Hubs, tmp_path: Path
 def test_offline_serves_only_what_is_held(hubs: Hubs, server_factory: Callable[..., object],
                                           tmp_path: Path) -> None:
     held = _model(hubs)
+    hubs.up_api.upload_file(repo_id=held, path_or_fileobj=os.urandom(4096),
+                            path_in_repo="big.bin")
     later = _model(hubs)
     proxy = CountingProxy(hubs.up.port)  # type: ignore[attr-defined]
     try:
@@ -320,6 +324,151 @@ def test_offline_serves_only_what_is_held(hubs: Hubs, server_factory: Callable[.
         assert Path(got).read_bytes() == TOKENIZER
         with pytest.raises(RepositoryNotFoundError):
             api.model_info(later)
+        # A large file never brought in: the Hub's error for "try again", not a missing
+        # file (which clients remember as missing for that commit).
+        r = httpx.head(f"{first.endpoint}/{held}/resolve/main/big.bin")  # type: ignore[attr-defined]
+        assert r.status_code == 503 and r.headers["X-Error-Code"] == "MirrorOffline"
         assert proxy.count() == 0
     finally:
         proxy.close()
+
+
+# --- large files ---------------------------------------------------------------------------
+
+
+def _tiny_gpt2(path: Path) -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(3)
+    cfg = GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(cfg).eval().save_pretrained(path)
+
+
+LOAD = """
+import hashlib, sys, torch
+from transformers import AutoModelForCausalLM
+torch.set_num_threads(1)
+m = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+h = hashlib.sha256()
+for k, v in sorted(m.state_dict().items()):
+    h.update(k.encode()); h.update(v.numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def _load_through(endpoint: str, repo_id: str, home: Path) -> str:
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(home),
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_TOKEN", None)
+    out = subprocess.run([sys.executable, "-c", LOAD, repo_id], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.split()[-1]
+
+
+def test_large_files_are_brought_in_on_first_read(hubs: Hubs, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    repo_id = f"{hubs.up_user}/gpt2-{uuid.uuid4().hex[:8]}"
+    _tiny_gpt2(tmp_path / "local")
+    hubs.up_api.create_repo(repo_id)
+    hubs.up_api.upload_folder(repo_id=repo_id, folder_path=tmp_path / "local")  # Xet
+    weights = os.urandom(300_000)
+    with monkeypatch.context() as mp:  # and a file the upstream stores through LFS
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=weights,
+                                path_in_repo="extra/weights.bin")
+    expected = _load_through(hubs.up.endpoint, repo_id, tmp_path / "direct")  # type: ignore[attr-defined]
+
+    hubs.proxy.reset()
+    assert _load_through(hubs.mirror.endpoint, repo_id, tmp_path / "m1") == expected  # type: ignore[attr-defined]
+    snap = snapshot_download(repo_id, cache_dir=tmp_path / "snap",
+                             endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+    assert (Path(snap) / "extra/weights.bin").read_bytes() == weights
+    assert (Path(snap) / "model.safetensors").read_bytes() == (
+        tmp_path / "local/model.safetensors").read_bytes()
+    # Each large file came from the upstream once.
+    assert hubs.proxy.count("/info/lfs/objects/batch") == 2, hubs.proxy.paths()
+    stats = json.loads(hubs.mirror.hver("storage", "stats", repo_id, "--json"))  # type: ignore[attr-defined]
+    assert stats["files"] == 2 and stats["logicalBytes"] == stats["storedBytes"] > 300_000
+
+    hubs.proxy.down = True  # the mirror alone, new clients with empty caches
+    try:
+        assert _load_through(hubs.mirror.endpoint, repo_id, tmp_path / "m2") == expected  # type: ignore[attr-defined]
+        got = hf_hub_download(repo_id, "extra/weights.bin", cache_dir=tmp_path / "again",
+                              endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+        assert Path(got).read_bytes() == weights
+    finally:
+        hubs.proxy.down = False
+
+
+def test_git_lfs_clones_a_mirrored_repo(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = f"{hubs.up_user}/lfs-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    data = os.urandom(100_000)
+    hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=data, path_in_repo="w.bin")
+    clone = tmp_path / "clone"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, env=env,
+                   capture_output=True)
+    subprocess.run(["git", "clone", "-q", f"{hubs.mirror.endpoint}/{repo_id}", str(clone)],  # type: ignore[attr-defined]
+                   check=True, env=env)
+    assert (clone / "w.bin").read_bytes() == data
+
+
+def test_one_fetch_however_many_clients_ask(hubs: Hubs) -> None:
+    import hashlib
+
+    from threads import parallel
+
+    size = 200 * 2**20
+    repo_id = f"{hubs.up_user}/big-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    block = os.urandom(2**20)
+    digest = hashlib.sha256()
+    for i in range(size // len(block)):
+        digest.update(block[:-1] + bytes([i % 256]))
+
+    class Stream:  # the file, made on the fly: 200 MiB never held in memory at once
+        def __init__(self) -> None:
+            self.i, self.pos = 0, 0
+
+        def read(self, n: int = -1) -> bytes:
+            if self.i >= size // len(block):
+                return b""
+            out = block[:-1] + bytes([self.i % 256])
+            self.i += 1
+            return out
+
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"big-{uuid.uuid4().hex}"
+    try:
+        with path.open("wb") as f:
+            s = Stream()
+            while chunk := s.read():
+                f.write(chunk)
+        from huggingface_hub import constants
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+            hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=str(path),
+                                    path_in_repo="big.bin")
+    finally:
+        path.unlink(missing_ok=True)
+    _mirror_api(hubs).model_info(repo_id)  # the repo is here; its big file is not
+    hubs.proxy.reset()
+    url = f"{hubs.mirror.endpoint}/{repo_id}/resolve/main/big.bin"  # type: ignore[attr-defined]
+
+    def fetch(_: int) -> str:
+        h = hashlib.sha256()
+        with httpx.stream("GET", url, follow_redirects=True, timeout=120) as r:
+            assert r.status_code == 200, r.read()
+            for chunk in r.iter_bytes(2**20):
+                h.update(chunk)
+        return h.hexdigest()
+
+    results = parallel(16, fetch)
+    assert results == [digest.hexdigest()] * 16, results
+    assert hubs.proxy.count("/info/lfs/objects/batch") == 1, hubs.proxy.paths()
+    assert hubs.proxy.count("/_lfs/objects/") == 1, hubs.proxy.paths()

@@ -61,8 +61,13 @@ def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]],
 
 
 def plan_download(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
-    """Only objects the repo holds can be downloaded from it, whoever else holds them."""
+    """Only objects the repo holds can be downloaded from it, whoever else holds them. A
+    mirrored repo's are brought in from the upstream first (`hver.mirror`)."""
     held = held_objects(hub, repo.id, {oid for oid, _ in objects})
+    if hub.mirror is not None and repo.mirror_upstream is not None:
+        missing = [(oid, size) for oid, size in objects if oid not in held]
+        if any([hub.mirror.bring_object(repo, oid, size) for oid, size in missing]):
+            held = held_objects(hub, repo.id, {oid for oid, _ in objects})
     out = []
     for oid, size in objects:
         obj = BatchObject(oid, held[oid].size if oid in held else size)

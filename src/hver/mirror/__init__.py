@@ -22,9 +22,10 @@ from hver.core import repos as core_repos
 from hver.core.accounts import get_account
 from hver.core.hub import Hub
 from hver.core.lru import Lru
+from hver.core.objects import held_object
 from hver.db.models import MirrorRepo, Repo
 from hver.errors import HverError, RepoNotFound
-from hver.mirror import refs
+from hver.mirror import fetch, refs
 from hver.mirror.hub_http import HubHttp
 from hver.mirror.rules import Rules
 from hver.mirror.upstream import Upstream, UpstreamUnavailable
@@ -43,6 +44,12 @@ class MirrorUnavailable(HverError):
 
     status = 503
     code = "MirrorUnavailable"
+
+
+class MirrorOffline(MirrorUnavailable):
+    """What the mirror does not hold, asked of it while it is offline."""
+
+    code = "MirrorOffline"
 
 
 class Mirror:
@@ -157,6 +164,27 @@ class Mirror:
         self._remember(repo.id, values.get("checked_at", state[0]),
                        values["checking_until"], done)
         return repo
+
+    def bring_object(self, repo: Repo, oid: str, size: int) -> bool:
+        """Have a mirrored repo hold a large file one of its commits names, fetching it
+        from the upstream (one fetch per file in this process, however many ask); False
+        when this hub cannot (not a mirror of this upstream, or the upstream has no such
+        object). MirrorUnavailable when the upstream did not answer, MirrorOffline when
+        offline: the client should try again, not take the file for missing."""
+        if repo.mirror_upstream != self.upstream.url:
+            return False
+        if self.offline:
+            if held_object(self.hub, repo.id, oid, size) is not None:
+                return True
+            raise MirrorOffline("This file has not been brought in from the upstream hub, "
+                                "and this hub is offline.")
+        with self._one_at_a_time(("object", str(repo.id), oid)):
+            try:
+                return fetch.bring_object(self.hub, self.upstream, repo, oid, size)
+            except UpstreamUnavailable as exc:
+                log.warning("mirror: %s of %s %s: %s", oid, repo.type, repo.mirror_id, exc)
+                raise MirrorUnavailable("The upstream hub did not send this file; try again "
+                                        "later.") from None
 
     def describe(self, repo: Repo) -> dict[str, Any] | None:
         """What repo info shows of a mirrored repo, from memory (None: not known here)."""
