@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -287,6 +288,104 @@ def cmd_storage_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mirror(args: argparse.Namespace) -> Any:
+    hub = Hub.open(_settings(args))
+    if hub.mirror is None:
+        raise BadRequest("No upstream hub: set HVER_UPSTREAM_URL (and HVER_UPSTREAM_TOKEN).")
+    return hub.mirror
+
+
+def _progress(what: str) -> Any:
+    """A progress line on stderr (rewritten in place on a terminal)."""
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(done: int, files: int, done_bytes: int, size: int) -> None:
+        now = time.monotonic()
+        if tty and done < files and now - last[0] < 0.2:
+            return
+        last[0] = now
+        pct = 100 * done_bytes // size if size else 100
+        line = (f"{what}: {done}/{files} large files, {done_bytes / 2**20:,.1f} / "
+                f"{size / 2**20:,.1f} MiB ({pct}%)")
+        if tty:
+            print(f"\r{line}", end="\n" if done == files else "", file=sys.stderr, flush=True)
+        elif done == files:
+            print(line, file=sys.stderr)
+
+    return show
+
+
+def _mirror_repo_arg(text: str, repo_type: str) -> tuple[RepoType, str, str, str | None]:
+    """[TYPE/]NS/NAME[@REV] (TYPE: models, datasets, spaces)."""
+    spec, _, revision = text.partition("@")
+    parts = spec.split("/")
+    if len(parts) == 3 and parts[0] in ("models", "datasets", "spaces"):
+        repo_type = parts[0][:-1]
+        parts = parts[1:]
+    if len(parts) != 2 or not all(parts):
+        raise BadRequest(f"Expected [TYPE/]NAMESPACE/NAME[@REVISION], got {text!r}.")
+    return RepoType.parse(repo_type), parts[0], parts[1], revision or None
+
+
+def cmd_mirror_add(args: argparse.Namespace) -> int:
+    from hver.mirror import ahead
+
+    mirror = _mirror(args)
+    repo_type, ns, name, revision = _mirror_repo_arg(args.repo, args.type)
+    pinned = ahead.add(mirror, repo_type, ns, name, revision, args.include, args.exclude,
+                       _progress(f"{ns}/{name}"))
+    print(f"{pinned.repo.type}s/{pinned.repo.repo_id}@{pinned.commit}")
+    print(f"{pinned.files} large files ({pinned.bytes:,} bytes) held; {pinned.fetched} "
+          "brought in now", file=sys.stderr)
+    return 0
+
+
+def cmd_mirror_sync(args: argparse.Namespace) -> int:
+    from hver.mirror import ahead
+
+    mirror = _mirror(args)
+    repos = ahead.mirrored_repos(mirror)
+    if args.repos:
+        wanted = {(t.value, n.lower(), m.lower()) for t, n, m, _ in
+                  (_mirror_repo_arg(r, args.type) for r in args.repos)}
+        repos = [r for r in repos if (r.type, r.namespace.lower(), r.name.lower()) in wanted]
+        if len(repos) != len(wanted):
+            raise RepoNotFound("Not every repo named is a mirrored repo here.")
+    failed = 0
+    for repo in repos:
+        pinned = ahead.sync(mirror, repo, _progress(repo.repo_id))
+        state = {s["id"]: s for s in ahead.status(mirror) if s["type"] == repo.type}
+        error = state.get(repo.repo_id, {}).get("lastError")
+        if error:
+            failed += 1
+            print(f"{repo.type}s/{repo.repo_id}: {error}", file=sys.stderr)
+        print(f"{repo.type}s/{repo.repo_id}@{pinned.commit}")
+    return 1 if failed else 0
+
+
+def cmd_mirror_status(args: argparse.Namespace) -> int:
+    from hver.mirror import ahead
+
+    rows = ahead.status(_mirror(args))
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'REPO':50} {'LAST SYNC':20} {'FILES':>6} {'HELD':>12} {'FETCHED':>12} PINNED")
+    for r in rows:
+        repo = f"{r['type']}s/{r['id']}"
+        pin = r["pinned"] or "-"
+        if r["include"] or r["exclude"]:
+            pin += f" +{','.join(r['include'] or ['*'])} -{','.join(r['exclude'] or [])}"
+        print(f"{repo:50} {(r['lastSync'] or 'never'):20} {r['heldFiles']:>6} "
+              f"{r['heldBytes']:>12,} {r['fetchedBytes']:>12,} {pin}")
+        if r["lastError"]:
+            print(f"  last error: {r['lastError']}")
+    total = sum(r["heldBytes"] for r in rows)
+    print(f"{len(rows)} mirrored repos, {total:,} bytes of large files held", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -397,6 +496,27 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--type", choices=[t.value for t in RepoType], default="model")
     ss.add_argument("--json", action="store_true", help="print one JSON object")
     ss.set_defaults(func=cmd_storage_stats)
+
+    mirror = sub.add_parser("mirror", help="the mirror of an upstream hub (HVER_UPSTREAM_URL)"
+                            ).add_subparsers(dest="action", required=True)
+    ma = with_data(mirror.add_parser(
+        "add", help="bring a repo in now and fetch its large files at a revision"))
+    ma.add_argument("repo", metavar="[TYPE/]NS/NAME[@REV]",
+                    help="TYPE: models (default), datasets or spaces; REV: main by default")
+    ma.add_argument("--type", choices=[t.value for t in RepoType], default="model")
+    ma.add_argument("--include", action="append", metavar="GLOB",
+                    help="fetch only large files matching it (repeatable)")
+    ma.add_argument("--exclude", action="append", metavar="GLOB",
+                    help="never fetch large files matching it (repeatable)")
+    ma.set_defaults(func=cmd_mirror_add)
+    msy = with_data(mirror.add_parser(
+        "sync", help="catch mirrored repos up now, and fetch what they pin at their tips"))
+    msy.add_argument("repos", nargs="*", metavar="[TYPE/]NS/NAME", help="default: all")
+    msy.add_argument("--type", choices=[t.value for t in RepoType], default="model")
+    msy.set_defaults(func=cmd_mirror_sync)
+    mst = with_data(mirror.add_parser("status", help="each mirrored repo and what it holds"))
+    mst.add_argument("--json", action="store_true", help="print one JSON array")
+    mst.set_defaults(func=cmd_mirror_status)
     return parser
 
 

@@ -429,3 +429,10 @@ class MirrorRepo(Base):
     changed_at: Mapped[float] = mapped_column(Float, default=0.0)
     checking_until: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # `hver mirror add`: a revision whose files (those `include` globs match and
+    # `exclude` ones do not; None: all) are kept fetched, by `hver mirror sync` too.
+    pinned: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    include: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    exclude: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    fetched_files: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fetched_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
