@@ -4,10 +4,12 @@ the mirror sends, and can stop answering, as an unreachable upstream would."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -99,6 +101,88 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class FakeUpstream:
+    """A hub as a malicious or broken upstream could be: repo info as it likes, and
+    repos served by git's smart HTTP (dulwich) holding what no hver push would."""
+
+    def __init__(self, namespace: str = "evil") -> None:
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        from dulwich.server import DictBackend
+        from dulwich.web import HTTPGitApplication
+
+        self.namespace = namespace
+        self.info: dict[str, dict[str, Any] | None] = {}
+        self.repos: dict[bytes, Any] = {}
+        self._git = HTTPGitApplication(DictBackend(self.repos))
+        fake = self
+
+        def app(environ: dict[str, Any], start: Any) -> list[bytes]:
+            path = environ["PATH_INFO"]
+            parts = path.split("/")
+            if len(parts) == 5 and parts[1] == "api":
+                body = fake.info.get(parts[4])
+                if body is None:
+                    start("404 Not Found", [("X-Error-Code", "RepoNotFound")])
+                    return [b"{}"]
+                start("200 OK", [("Content-Type", "application/json")])
+                return [json.dumps(body).encode()]
+            result: list[bytes] = fake._git(environ, start)
+            return result
+
+        class Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = make_server("127.0.0.1", 0, app, server_class=Server,
+                                   handler_class=Quiet)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def repo(self, name: str, files: dict[bytes, Any], **info: Any) -> Any:
+        """A repo whose main branch holds `files` (name -> bytes, or (mode, sha))."""
+        from dulwich.repo import MemoryRepo
+
+        repo = MemoryRepo()
+        repo.refs[b"refs/heads/main"] = self.commit(repo, files)
+        self.repos[f"/{self.namespace}/{name}.git".encode()] = repo
+        self.info[name] = {"id": f"{self.namespace}/{name}", "private": False,
+                           "gated": False} | info
+        return repo
+
+    @staticmethod
+    def commit(repo: Any, files: dict[bytes, Any], parents: tuple[bytes, ...] = ()) -> bytes:
+        from dulwich.objects import Blob, Commit, Tree
+
+        tree = Tree()
+        for name, value in files.items():
+            if isinstance(value, tuple):
+                tree.add(name, value[0], value[1])
+            else:
+                blob = Blob.from_string(value)
+                repo.object_store.add_object(blob)
+                tree.add(name, 0o100644, blob.id)
+        repo.object_store.add_object(tree)
+        commit = Commit()
+        commit.tree, commit.parents = tree.id, list(parents)
+        commit.author = commit.committer = b"x <x@example.org>"
+        commit.commit_time = commit.author_time = 1_700_000_000 + len(parents)
+        commit.commit_timezone = commit.author_timezone = 0
+        commit.message = b"commit"
+        repo.object_store.add_object(commit)
+        return bytes(commit.id)
 
     def close(self) -> None:
         self._server.shutdown()

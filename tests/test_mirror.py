@@ -17,7 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    HfApi,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -196,8 +203,14 @@ def test_the_mirror_serves_what_it_holds_while_the_upstream_is_down(hubs: Hubs,
         # A repo never brought in cannot be: a clear 503, not a missing repo.
         r = httpx.get(f"{hubs.mirror.endpoint}/api/models/{never}")  # type: ignore[attr-defined]
         assert r.status_code == 503 and r.headers["X-Error-Code"] == "MirrorUnavailable"
+        # Remembered for a while: asked again at once, the mirror does not wait on the
+        # upstream a second time.
+        hubs.proxy.reset()
+        r = httpx.get(f"{hubs.mirror.endpoint}/api/models/{never}")  # type: ignore[attr-defined]
+        assert r.status_code == 503
     finally:
         hubs.proxy.down = False
+    time.sleep(TTL)  # the back-off (at most the TTL, else 30 s)
     assert api.model_info(never).id == never  # and brought in once the upstream is back
 
 
@@ -390,10 +403,20 @@ def test_large_files_are_brought_in_on_first_read(hubs: Hubs, tmp_path: Path,
     assert (Path(snap) / "extra/weights.bin").read_bytes() == weights
     assert (Path(snap) / "model.safetensors").read_bytes() == (
         tmp_path / "local/model.safetensors").read_bytes()
-    # Each large file came from the upstream once.
-    assert hubs.proxy.count("/info/lfs/objects/batch") == 2, hubs.proxy.paths()
+    # Each large file came from the upstream once: the LFS one whole, the Xet one
+    # through the upstream's CAS into the mirror's, with the same Xet hash.
+    assert hubs.proxy.count("/info/lfs/objects/batch") == 1, hubs.proxy.paths()
+    assert hubs.proxy.count("/v2/reconstructions/") == 1, hubs.proxy.paths()
     stats = json.loads(hubs.mirror.hver("storage", "stats", repo_id, "--json"))  # type: ignore[attr-defined]
-    assert stats["files"] == 2 and stats["logicalBytes"] == stats["storedBytes"] > 300_000
+    assert (stats["files"], stats["xetFiles"]) == (2, 1), stats
+    assert stats["xorbs"] >= 1 and stats["logicalBytes"] > 300_000
+    theirs = get_hf_file_metadata(hf_hub_url(repo_id, "model.safetensors",
+                                             endpoint=hubs.up.endpoint))  # type: ignore[attr-defined]
+    mine = get_hf_file_metadata(hf_hub_url(repo_id, "model.safetensors",
+                                           endpoint=hubs.mirror.endpoint))  # type: ignore[attr-defined]
+    assert mine.xet_file_data is not None and theirs.xet_file_data is not None
+    assert mine.xet_file_data.file_hash == theirs.xet_file_data.file_hash
+    assert mine.commit_hash == theirs.commit_hash and mine.etag == theirs.etag
 
     hubs.proxy.down = True  # the mirror alone, new clients with empty caches
     try:
@@ -472,3 +495,54 @@ def test_one_fetch_however_many_clients_ask(hubs: Hubs) -> None:
     assert results == [digest.hexdigest()] * 16, results
     assert hubs.proxy.count("/info/lfs/objects/batch") == 1, hubs.proxy.paths()
     assert hubs.proxy.count("/_lfs/objects/") == 1, hubs.proxy.paths()
+
+
+def _hver(srv: object, *args: str) -> str:
+    try:
+        return srv.hver(*args)  # type: ignore[attr-defined,no-any-return]
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"hver {' '.join(args)} failed: {exc.stderr}")
+
+
+def test_mirror_add_sync_and_status(hubs: Hubs, tmp_path: Path) -> None:
+    repo_id = f"{hubs.up_user}/ahead-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    first, skipped = os.urandom(50_000), os.urandom(60_000)
+    hubs.up_api.create_commit(repo_id, commit_message="files", operations=[
+        CommitOperationAdd("model.safetensors", first), CommitOperationAdd("w.bin", skipped),
+        CommitOperationAdd("config.json", CONFIG)])
+    hubs.proxy.reset()
+    out = _hver(hubs.mirror, "mirror", "add", f"models/{repo_id}@main",  # type: ignore[attr-defined]
+                           "--include", "*.safetensors")
+    sha = hubs.up_api.model_info(repo_id).sha
+    assert out == f"models/{repo_id}@{sha}"
+    fetches = hubs.proxy.count("/info/lfs/objects/batch") + hubs.proxy.count(
+        "/v2/reconstructions/")
+    assert fetches == 1, hubs.proxy.paths()  # only what the pin selects
+    [row] = [r for r in json.loads(_hver(hubs.mirror, "mirror", "status", "--json"))  # type: ignore[attr-defined]
+             if r["id"] == repo_id]
+    assert (row["pinned"], row["include"], row["heldFiles"], row["heldBytes"]) == (
+        "main", ["*.safetensors"], 1, 50_000)
+    assert row["upstream"] == hubs.proxy.endpoint and row["lastSync"]
+
+    second = os.urandom(40_000)
+    hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=second,
+                            path_in_repo="model.safetensors")
+    new_sha = hubs.up_api.model_info(repo_id).sha
+    synced = _hver(hubs.mirror, "mirror", "sync", repo_id)  # type: ignore[attr-defined]
+    assert synced == f"models/{repo_id}@{new_sha}"  # caught up at once, whatever the TTL
+    [row] = [r for r in json.loads(_hver(hubs.mirror, "mirror", "status", "--json"))  # type: ignore[attr-defined]
+             if r["id"] == repo_id]
+    assert (row["sha"], row["heldFiles"], row["fetchedBytes"]) == (new_sha, 2, 90_000)
+    text = _hver(hubs.mirror, "mirror", "status")  # type: ignore[attr-defined]
+    assert f"models/{repo_id}" in text and "main +*.safetensors" in text
+
+    hubs.proxy.down = True  # what was fetched ahead is served without the upstream
+    try:
+        for revision, data in ((sha, first), (new_sha, second)):
+            got = hf_hub_download(repo_id, "model.safetensors", revision=revision,
+                                  cache_dir=tmp_path / revision,
+                                  endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+            assert Path(got).read_bytes() == data
+    finally:
+        hubs.proxy.down = False

@@ -194,6 +194,8 @@ def load_repo(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name:
                 cache.put(key, (repo, epoch), stamp)
         if mirror is not None and mirror.due(repo):
             repo = mirror.check(repo)
+            if not access.can_read(actor, repo):  # hidden as gone from the upstream
+                raise RepoNotFound()
         head = loose_ref(hub.caches.repo_dir(hub.git, repo.storage_key),
                          f"refs/heads/{DEFAULT_BRANCH}")
         if head is None or head != repo.sha:

@@ -71,7 +71,7 @@ def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: s
         stamp = holdings.stamp()  # before the read, see hver.core.stamps
         obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
         if obj is None and hub.mirror is not None and hub.mirror.bring_object(
-                repo, info.lfs.oid, info.lfs.size):  # a mirrored repo's, on first read
+                repo, info.lfs.oid, info.lfs.size, (commit, path)):  # a mirror's, first read
             obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
         if obj is None:
             raise NotFound(f"The content of {path} is not stored in this repo.",

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from hver.db.engine import QUIET
 from hver.db.models import Account, Membership, Token, WebSession, utcnow
-from hver.errors import BadRequest, Conflict, NotFound, Unauthorized
+from hver.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from hver.names import RepoType, split_repo_id, validate_namespace
 
 if TYPE_CHECKING:
@@ -247,9 +247,13 @@ def _keep_an_admin(session: Session, org: Account, leaving: Account) -> None:
 
 def add_member(session: Session, org_name: str, user_name: str, role: str,
                actor: Actor | str | None = CLI_ACTOR) -> None:
-    """Add a member, or change the role of one."""
+    """Add a member, or change the role of one. A mirror's namespace has none: a role
+    in it would bypass the gates of its mirrored repos."""
     _check_role(role)
     org, user = get_org(session, org_name), get_user(session, user_name)
+    if org.mirror_upstream is not None:
+        raise Forbidden(f"{org.name!r} mirrors a namespace of {org.mirror_upstream}: it has "
+                        "no members.")
     existing = session.get(Membership, (org.id, user.id))
     if existing is None:
         session.add(Membership(org_id=org.id, user_id=user.id, role=role))

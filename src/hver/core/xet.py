@@ -351,9 +351,10 @@ def _index_stored(hub: Hub, xorb: str) -> XorbIndex:
     return index
 
 
-def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int) -> bool:
-    """Record the xorb (once) and that the account sent it. True when this account had not
-    sent it before: whether anyone else had is not the uploader's to learn."""
+def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int | None) -> bool:
+    """Record the xorb (once) and that the account sent it (None: a mirror fetched it,
+    and no account may name its chunks for having sent them). True when this account had
+    not sent it before: whether anyone else had is not the uploader's to learn."""
     for _ in range(3):  # a concurrent upload of the same xorb may insert it first
         try:
             with hub.db.write() as session:
@@ -364,6 +365,8 @@ def _record_xorb(hub: Hub, xorb: str, index: XorbIndex, account_id: int) -> bool
                     session.flush()
                     chunks = {hex_hash(h) for h in index.hashes if dedup_eligible(h)}
                     _add_dedup_chunks(session, chunks, xorb)
+                if account_id is None:  # fetched by a mirror: sent by nobody here
+                    return False
                 if session.get(XetXorbUpload, (xorb, account_id)) is not None:
                     return False
                 session.add(XetXorbUpload(xorb_hash=xorb, account_id=account_id))
@@ -1041,3 +1044,34 @@ def storage_stats(hub: Hub, repo_id: int | None = None) -> StorageStats:
     return StorageStats(files=len(rows), xet_files=sum(fh is not None for _, _, fh in rows),
                         logical_bytes=sum(size for _, size, _ in rows),
                         stored_bytes=int(xorb_bytes) + lfs_bytes, xorbs=int(xorbs))
+
+
+# -- mirrored content (`hver.mirror.xet_ingest`) ------------------------------------------------
+
+
+def xorb_indexes(hub: Hub, xorbs: Iterable[str]) -> dict[str, XorbIndex]:
+    """The chunk indexes of those of `xorbs` stored here."""
+    with hub.db.read() as session:
+        return _indexes.get(session, xorbs)
+
+
+def index_xorb_file(fh: BinaryIO) -> XorbIndex:
+    """The checked chunk index of a xorb (or a range of one) in an open file."""
+    return _index_file(fh)
+
+
+def store_fetched_xorb(hub: Hub, xorb: str, index: XorbIndex, staged: Path) -> None:
+    """A xorb a mirror fetched from its upstream (chunks checked by `index_xorb_file`,
+    hashing to `xorb`), stored once and recorded as sent by no account: it becomes
+    readable only through a file a repo holds (`core.objects.holds_xorb`)."""
+    ours = hub.blobs.put_staged(xorb_key(xorb), staged)
+    if not ours and not _xorb_recorded(hub, xorb):
+        index = _index_stored(hub, xorb)
+    _record_xorb(hub, xorb, index, None)
+
+
+def record_fetched_file(hub: Hub, repo_id: int, oid: str, info: XetFileInfo) -> None:
+    """A mirrored repo holds `oid` as the Xet file `info`, whose terms name stored
+    xorbs, whose chunks hash to its file hash and decode to the bytes of `oid` (the
+    mirror checked all three)."""
+    _record_files(hub, repo_id, {info.file_hash: info}, {oid: info})

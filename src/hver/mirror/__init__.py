@@ -37,6 +37,7 @@ LEASE_S = 120.0  # how long a server may take to check a repo before another may
 RETRY_S = 30.0  # after the upstream failed, the wait before the next try (at most the TTL)
 MISSING = 10_000  # ids the upstream said it has no repo for, remembered for a TTL
 PACK_CAP = 8 * 2**30  # the most bytes one git fetch may bring
+LOOKUPS = 8  # upstream lookups of new repos at once, per process (the rest: 503 at once)
 
 
 class MirrorUnavailable(HverError):
@@ -62,6 +63,11 @@ class Mirror:
         self._next: dict[int, float] = {}  # repo id -> monotonic time of its next check
         self._checked: dict[int, float] = {}  # repo id -> when the upstream last answered
         self._missing: Lru[tuple[str, str, str], float] = Lru(capacity=MISSING)
+        self._failed: Lru[tuple[str, str, str], float] = Lru(capacity=MISSING)
+        self._retry = min(self.ttl, RETRY_S) if self.ttl > 0 else RETRY_S
+        self._down_until = 0.0  # monotonic: the upstream did not answer; until then no
+        # lookup asks it (checks of held repos keep their own back-off)
+        self._lookups = threading.BoundedSemaphore(LOOKUPS)
         self._guard = threading.Lock()
         self._finding: dict[tuple[str, str, str], list[Any]] = {}  # key -> [lock, users]
 
@@ -99,13 +105,24 @@ class Mirror:
         until = self._missing.get(key)
         if until is not None and time.monotonic() < until:
             raise RepoNotFound()
+        unavailable = MirrorUnavailable(
+            f"The upstream hub did not answer for {upstream_id}; try again later.")
         with self._one_at_a_time(key):
             with self.hub.db.read() as session:
                 account = get_account(session, namespace)
                 if account is not None and account.mirror_upstream is None:
                     raise RepoNotFound()  # a local namespace
-                if core_repos.find_repo(session, repo_type, namespace, name) is not None:
-                    return  # brought in meanwhile (or there, and not the caller's to read)
+                existing = core_repos.find_repo(session, repo_type, namespace, name)
+            if existing is not None:  # brought in meanwhile, or not the caller's to read:
+                if existing.private and self.due(existing):
+                    self.check(existing)  # hidden as gone upstream: back yet?
+                return
+            failed = self._failed.get(key)
+            if failed is not None and time.monotonic() < failed:
+                raise unavailable  # it failed a moment ago (the waiters' answer too)
+            if time.monotonic() < self._down_until or not self._lookups.acquire(
+                    blocking=False):
+                raise unavailable  # the upstream is failing, or slow and asked enough
             try:
                 found = self.upstream.repo_info(repo_type, upstream_id)
                 if found is None or found.private or found.id.lower() != upstream_id.lower() \
@@ -115,23 +132,33 @@ class Mirror:
                 repo = refs.bring_in(self.hub, self.upstream, self.rules, repo_type, found)
             except UpstreamUnavailable as exc:
                 log.warning("mirror: %s %s: %s", repo_type.value, upstream_id, exc)
-                raise MirrorUnavailable(
-                    f"The upstream hub did not answer for {upstream_id}; try again later."
-                ) from None
+                self._failing(key, exc)
+                raise unavailable from None
+            except HverError:
+                raise
+            except Exception:
+                log.exception("mirror: bringing in %s %s failed", repo_type.value,
+                              upstream_id)
+                self._failed.put(key, time.monotonic() + self._retry)
+                raise unavailable from None
+            finally:
+                self._lookups.release()
             if repo is None:
                 raise RepoNotFound()
             self._checked[repo.id] = time.time()
             self._next[repo.id] = time.monotonic() + self.ttl
 
-    def check(self, repo: Repo) -> Repo:
+    def check(self, repo: Repo, force: bool = False) -> Repo:
         """A due mirrored repo caught up with the upstream by this server, if no other
-        server is at it and none did within the TTL; the repo as it is otherwise, and
-        whenever the upstream fails (served stale; the next try waits)."""
+        server is at it and none did within the TTL (`force`: whenever it was); the repo
+        as it is otherwise, and whenever the upstream fails (served stale; the next try
+        waits)."""
         now = time.time()
+        fresh = now if force else now - self.ttl
         with self.hub.db.atomic() as session:
             claimed = session.execute(
                 update(MirrorRepo).where(
-                    MirrorRepo.repo_id == repo.id, MirrorRepo.checked_at <= now - self.ttl,
+                    MirrorRepo.repo_id == repo.id, MirrorRepo.checked_at <= fresh,
                     MirrorRepo.checking_until <= now)
                 .values(checking_until=now + LEASE_S)).rowcount  # type: ignore[attr-defined]
             row = session.get(MirrorRepo, repo.id)
@@ -143,8 +170,12 @@ class Mirror:
             self._remember(repo.id, *state, now)
             return repo
         error: str | None = None
+        hidden = False
         try:
             repo = refs.catch_up(self.hub, self.upstream, repo)
+        except refs.Hidden as exc:
+            error, hidden = str(exc), True
+            repo = self._reread(repo)
         except UpstreamUnavailable as exc:
             error = str(exc)
             log.warning("mirror: checking %s %s: %s", repo.type, repo.mirror_id, exc)
@@ -152,9 +183,9 @@ class Mirror:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("mirror: checking %s %s failed", repo.type, repo.mirror_id)
         done = time.time()
-        if error is None:
+        if error is None or hidden:  # an answer, even "gone"
             values: dict[str, Any] = {"checked_at": done, "checking_until": 0.0,
-                                      "last_error": None}
+                                      "last_error": error}
         else:
             values = {"checking_until": done + min(self.ttl, RETRY_S),
                       "last_error": error[:500]}
@@ -165,9 +196,11 @@ class Mirror:
                        values["checking_until"], done)
         return repo
 
-    def bring_object(self, repo: Repo, oid: str, size: int) -> bool:
+    def bring_object(self, repo: Repo, oid: str, size: int,
+                     where: tuple[str, str] | None = None) -> bool:
         """Have a mirrored repo hold a large file one of its commits names, fetching it
-        from the upstream (one fetch per file in this process, however many ask); False
+        from the upstream (one fetch per file in this process, however many ask; through
+        Xet when `where`, a commit and path, names it and the upstream stores it so); False
         when this hub cannot (not a mirror of this upstream, or the upstream has no such
         object). MirrorUnavailable when the upstream did not answer, MirrorOffline when
         offline: the client should try again, not take the file for missing."""
@@ -180,7 +213,7 @@ class Mirror:
                                 "and this hub is offline.")
         with self._one_at_a_time(("object", str(repo.id), oid)):
             try:
-                return fetch.bring_object(self.hub, self.upstream, repo, oid, size)
+                return fetch.bring_object(self.hub, self.upstream, repo, oid, size, where)
             except UpstreamUnavailable as exc:
                 log.warning("mirror: %s of %s %s: %s", oid, repo.type, repo.mirror_id, exc)
                 raise MirrorUnavailable("The upstream hub did not send this file; try again "
@@ -194,6 +227,19 @@ class Mirror:
         return fields(repo, checked)
 
     # -- inside ----------------------------------------------------------------------------
+
+    def _reread(self, repo: Repo) -> Repo:
+        with self.hub.db.read() as session:
+            return session.get(Repo, repo.id) or repo
+
+    def _failing(self, key: tuple[str, str, str], exc: UpstreamUnavailable) -> None:
+        """Remember a failed lookup for a while (its waiters and the next callers are
+        answered at once); an upstream that did not answer at all is left alone for
+        that long by every lookup."""
+        until = time.monotonic() + self._retry
+        self._failed.put(key, until)
+        if exc.unreachable:
+            self._down_until = until
 
     def _remember(self, repo_id: int, checked_at: float, checking_until: float,
                   now: float) -> None:

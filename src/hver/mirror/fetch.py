@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
+
 from hver.core import lfs as core_lfs
 from hver.core.hub import Hub
 from hver.core.objects import held_object
-from hver.db.models import Repo
+from hver.db.models import MirrorRepo, Repo
 from hver.errors import BadRequest
+from hver.mirror import xet_ingest
 from hver.mirror.upstream import Upstream, UpstreamUnavailable
 from hver.names import RepoType
 from hver.storage.lfs import blob_key, store_staged
@@ -21,12 +24,19 @@ from hver.storage.lfs import blob_key, store_staged
 log = logging.getLogger("hver.mirror")
 
 
-def bring_object(hub: Hub, upstream: Upstream, repo: Repo, oid: str, size: int) -> bool:
+def bring_object(hub: Hub, upstream: Upstream, repo: Repo, oid: str, size: int,
+                 where: tuple[str, str] | None = None) -> bool:
     """Make a mirrored repo hold a large file its commits name; False when the upstream
-    says its repo holds no such object. UpstreamUnavailable: nothing changed."""
+    says its repo holds no such object. UpstreamUnavailable: nothing changed. Given
+    `where` (a commit and the file's path in it), a file the upstream stores as Xet comes
+    into this hub's CAS (`xet_ingest`); otherwise, and without `where`, it comes whole
+    through the upstream's LFS batch API."""
     if held_object(hub, repo.id, oid, size) is not None:
         return True
     assert repo.mirror_id is not None
+    if where is not None and xet_ingest.bring_xet(hub, upstream, repo, oid, size, *where):
+        _count(hub, repo, size)
+        return True
     found = upstream.lfs_download(RepoType(repo.type), repo.mirror_id, oid, size)
     if found is None:
         return False
@@ -44,4 +54,12 @@ def bring_object(hub: Hub, upstream: Upstream, repo: Repo, oid: str, size: int) 
         log.info("mirror: %s of %s %s brought in (%d bytes)", oid, repo.type,
                  repo.mirror_id, size)
     core_lfs.register_object(hub, repo.id, oid, size)
+    _count(hub, repo, size)
     return True
+
+
+def _count(hub: Hub, repo: Repo, size: int) -> None:
+    with hub.db.atomic() as session:
+        session.execute(update(MirrorRepo).where(MirrorRepo.repo_id == repo.id).values(
+            fetched_files=MirrorRepo.fetched_files + 1,
+            fetched_bytes=MirrorRepo.fetched_bytes + size))

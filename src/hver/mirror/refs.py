@@ -13,6 +13,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from dulwich.object_store import MissingObjectFinder
+from dulwich.objects import Commit, ObjectID, Tag, Tree
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -21,14 +23,25 @@ from hver.core.accounts import create_mirror_namespace, get_account
 from hver.core.cards import CardIndex
 from hver.core.hub import Hub
 from hver.db.models import MirrorRepo, Repo, utcnow
-from hver.errors import Conflict, InvalidName
+from hver.errors import Conflict, InvalidName, InvalidPath
 from hver.mirror.rules import Rules
 from hver.mirror.upstream import MIRRORED_REFS, Upstream, UpstreamRepo, UpstreamUnavailable
-from hver.names import RepoType, validate_branch, validate_namespace, validate_part
+from hver.names import (
+    RepoType,
+    validate_branch,
+    validate_namespace,
+    validate_part,
+    validate_path,
+)
 from hver.storage.git import GitRepo
 
 log = logging.getLogger("hver.mirror")
 MAIN = f"refs/heads/{core_repos.DEFAULT_BRANCH}"
+SERVABLE_MODES = (0o100644, 0o100755, 0o040000)  # files and folders, as commits here
+
+
+class Hidden(UpstreamUnavailable):
+    """The upstream shows a mirrored repo no more: it is hidden here (not an outage)."""
 
 
 def upstream_id(rules: Rules, namespace: str, name: str) -> str | None:
@@ -115,24 +128,80 @@ def catch_up(hub: Hub, upstream: Upstream, repo: Repo) -> Repo:
     assert repo.mirror_id is not None
     repo_type = RepoType(repo.type)
     found = upstream.repo_info(repo_type, repo.mirror_id)
-    if found is None or found.private:
-        log.warning("mirror: %s %s is gone from %s; kept as last seen", repo.type,
-                    repo.mirror_id, upstream.url)
-        return repo
-    git = hub.git.open(repo.storage_key)
-    refs = upstream.fetch_git(repo_type, found.id, git)
-    changed = _move_refs(git, refs)
-    if found.gated != repo.gated:
+    hidden = found is None or found.private
+    if hidden != repo.private or (found is not None and found.gated != repo.gated):
+        # Gone upstream (deleted, or made private: its owner may be taking something
+        # back): hidden here too, as a private repo of a namespace nobody belongs to;
+        # shown again once the upstream shows it.
         with hub.db.write() as session:
             row = session.get(Repo, repo.id)
             if row is not None:
-                row.gated = found.gated
+                row.private = hidden
+                if found is not None:
+                    row.gated = found.gated
                 repo = row
+        if hidden:
+            log.warning("mirror: %s %s is gone from %s; hidden here", repo.type,
+                        repo.mirror_id, upstream.url)
+    if hidden:
+        raise Hidden("the upstream shows this repo no more (deleted or made private); "
+                     "hidden here")
+    assert found is not None
+    git = hub.git.open(repo.storage_key)
+    refs = upstream.fetch_git(repo_type, found.id, git)
+    changed = _move_refs(git, refs)
     if changed:
         with hub.db.atomic() as session:
             session.execute(update(MirrorRepo).where(MirrorRepo.repo_id == repo.id)
                             .values(changed_at=time.time()))
     return core_repos.refresh_index(hub, repo, git)
+
+
+def _servable(git: GitRepo, refs: dict[str, str]) -> dict[str, str]:
+    """The upstream's refs this hub can hold, once every object they bring is one it can
+    serve: the main branch, and other branches and converted branches naming commits,
+    tags naming commits (or tags of them; other refs are left out), and each new tree
+    holds files and folders whose names a commit here could hold (no gitlinks, no
+    symlinks, valid UTF-8 paths). A tree that fails refuses the whole update
+    (UpstreamUnavailable): the repo stays as it was."""
+    store = git.repo.object_store
+    kept: dict[str, str] = {}
+    try:
+        for name, sha in refs.items():
+            obj = store[ObjectID(sha.encode())]
+            target = obj
+            while isinstance(target, Tag):
+                target = store[target.object[1]]
+            if not isinstance(target, Commit) or (
+                    not name.startswith("refs/tags/") and not isinstance(obj, Commit)):
+                if name == MAIN:
+                    raise UpstreamUnavailable("the upstream's main branch names no commit")
+                log.warning("mirror: %s names no commit; left out", name)
+                continue
+            kept[name] = sha
+        if MAIN not in kept:
+            raise UpstreamUnavailable("the upstream's repo has no main branch")
+        haves = {oid for oid in git.repo.refs.as_dict().values() if oid in store}
+        wants = {ObjectID(s.encode()) for s in kept.values()}
+        for oid, _ in MissingObjectFinder(store, haves=haves, wants=wants):
+            obj = store[oid]
+            if isinstance(obj, Tree):
+                for entry in obj.iteritems():
+                    _check_entry(entry.path, entry.mode)
+    except KeyError as exc:
+        raise UpstreamUnavailable(f"the upstream's pack lacks object {exc}") from None
+    return kept
+
+
+def _check_entry(raw: bytes, mode: int) -> None:
+    if mode not in SERVABLE_MODES:
+        raise UpstreamUnavailable(f"the upstream's tree holds {raw!r} of mode {mode:o}, "
+                                  "which this hub does not serve")
+    try:
+        validate_path(raw.decode("utf-8"))
+    except (UnicodeDecodeError, InvalidPath):
+        raise UpstreamUnavailable(f"the upstream's tree holds a name this hub does not "
+                                  f"serve: {raw!r}") from None
 
 
 def _move_refs(git: GitRepo, refs: dict[str, str]) -> bool:
@@ -142,7 +211,7 @@ def _move_refs(git: GitRepo, refs: dict[str, str]) -> bool:
     local = {}
     for prefix in MIRRORED_REFS:
         local.update({prefix + name: sha for name, sha in git.refs(prefix).items()})
-    refs = {name: sha for name, sha in refs.items() if _valid_ref(name)}
+    refs = _servable(git, {name: sha for name, sha in refs.items() if _valid_ref(name)})
     updates = [(name, local.get(name), refs.get(name))
                for name in sorted(set(local) | set(refs)) if local.get(name) != refs.get(name)]
     if not updates:

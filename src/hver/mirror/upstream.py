@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from hver.names import RepoType
 from hver.storage.git import GitRepo
@@ -20,7 +20,12 @@ MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/convert/")
 
 class UpstreamUnavailable(Exception):
     """The upstream did not answer, or answered something that is not an answer about
-    the repo (a 5xx, a rate limit, a broken pack). Nothing was changed."""
+    the repo (a 5xx, a rate limit, a broken pack). Nothing was changed. `unreachable`:
+    no answer at all (refused, timed out)."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,20 @@ class Upstream(Protocol):
 
     def download(self, href: str, headers: dict[str, str], out: BinaryIO, limit: int) -> None:
         """The bytes at an href `lfs_download` gave, written to `out` (at most `limit`)."""
+        ...
+
+    def xet_file_hash(self, repo_type: RepoType, repo_id: str, commit: str,
+                      path: str) -> str | None:
+        """The Xet file hash the upstream stores a file of a commit as (None: not Xet)."""
+        ...
+
+    def xet_reconstruction(self, repo_type: RepoType, repo_id: str, commit: str,
+                           file_hash: str) -> dict[str, Any]:
+        """The upstream's v2 reconstruction of a whole Xet file of the repo."""
+        ...
+
+    def xet_range(self, url: str, start: int, end: int, out: BinaryIO) -> None:
+        """Bytes [start, end] of a xorb, from a URL of a reconstruction, into `out`."""
         ...
 
     def close(self) -> None: ...
