@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import ThreadingMixIn
@@ -21,6 +22,10 @@ class CountingProxy:
         self.target_port = target_port
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
         self.down = False  # True: every connection is closed unanswered
+        # path substring -> bytes of body after which the next such response is cut
+        self.cut: dict[str, int] = {}
+        self.range_headers: list[tuple[str, str | None]] = []  # (path, Range) of each GET
+        self.slow: dict[str, int] = {}  # path substring -> bytes a second its bodies get
         self._lock = threading.Lock()
         proxy = self
 
@@ -37,6 +42,10 @@ class CountingProxy:
                     return
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
+                    proxy.range_headers.append((self.path, self.headers.get("Range")))
+                    cut_key = next((k for k in proxy.cut if k in self.path), None)
+                    cut_at = proxy.cut.pop(cut_key) if cut_key is not None else None
+                    rate = next((v for k, v in proxy.slow.items() if k in self.path), None)
                 body = self._body()
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items()
@@ -54,10 +63,21 @@ class CountingProxy:
                 if chunked:
                     self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+                sent = 0
                 while self.command != "HEAD":
                     data = resp.read1(65536)
                     if not data:
                         break
+                    if cut_at is not None and sent + len(data) >= cut_at:
+                        self.wfile.write(data[:cut_at - sent])  # then the line drops
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        conn.close()
+                        return
+                    sent += len(data)
+                    if rate is not None:
+                        time.sleep(len(data) / rate)
                     if chunked:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     else:
@@ -123,8 +143,35 @@ class FakeUpstream:
         self._git = HTTPGitApplication(DictBackend(self.repos))
         fake = self
 
+        # Large files, as an upstream may claim them: path -> the X-Xet-Hash its resolve
+        # answers; every LFS batch answers an href that leads nowhere, every
+        # reconstruction 404.
+        self.xet_hashes: dict[str, str] = {}
+        self.log: list[tuple[str, str]] = []
+
         def app(environ: dict[str, Any], start: Any) -> list[bytes]:
             path = environ["PATH_INFO"]
+            fake.log.append((environ["REQUEST_METHOD"], path))
+            if "/resolve/" in path:
+                file = path.split("/resolve/", 1)[1].split("/", 1)[1]
+                headers = [("Content-Length", "0")]
+                if file in fake.xet_hashes:
+                    headers.append(("X-Xet-Hash", fake.xet_hashes[file]))
+                start("200 OK", headers)
+                return [b""]
+            if path.endswith("/info/lfs/objects/batch"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                asked = json.loads(environ["wsgi.input"].read(length))["objects"][0]
+                start("200 OK", [("Content-Type", "application/vnd.git-lfs+json")])
+                return [json.dumps({"objects": [asked | {"actions": {"download": {
+                    "href": "http://127.0.0.1:9/nowhere"}}}]}).encode()]
+            if "/xet-read-token/" in path:
+                start("200 OK", [("X-Xet-Cas-Url", fake.endpoint + "/cas"),
+                                 ("X-Xet-Access-Token", "t")])
+                return [b"{}"]
+            if path.startswith("/cas/"):
+                start("404 Not Found", [])
+                return [b""]
             parts = path.split("/")
             if len(parts) == 5 and parts[1] == "api":
                 body = fake.info.get(parts[4])

@@ -546,3 +546,80 @@ def test_mirror_add_sync_and_status(hubs: Hubs, tmp_path: Path) -> None:
             assert Path(got).read_bytes() == data
     finally:
         hubs.proxy.down = False
+
+
+def test_a_cut_fetch_resumes_where_it_stopped(hubs: Hubs, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    repo_id = f"{hubs.up_user}/cut-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    lfs_data, xet_data = os.urandom(12 * 2**20), os.urandom(6 * 2**20)
+    with monkeypatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=lfs_data,
+                                path_in_repo="lfs.bin")
+    hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=xet_data,
+                            path_in_repo="xet.bin")
+    _mirror_api(hubs).model_info(repo_id)
+    hubs.proxy.reset()
+    hubs.proxy.range_headers.clear()
+    hubs.proxy.cut.update({"/_lfs/objects/": 5 * 2**20, "/fetch/": 2 * 2**20})
+    for name, data in (("lfs.bin", lfs_data), ("xet.bin", xet_data)):
+        got = hf_hub_download(repo_id, name, cache_dir=tmp_path / name,
+                              endpoint=hubs.mirror.endpoint)  # type: ignore[attr-defined]
+        assert Path(got).read_bytes() == data
+    assert not hubs.proxy.cut  # both were cut once
+    lfs = [r for p, r in hubs.proxy.range_headers if "/_lfs/objects/" in p]
+    assert lfs == [None, f"bytes={5 * 2**20}-{12 * 2**20 - 1}"]  # resumed, not restarted
+    fetches = [r for p, r in hubs.proxy.range_headers if "/fetch/" in p]
+    assert len(fetches) >= 2 and fetches[1] is not None
+    first_start = int(fetches[0].split("=")[1].split("-")[0]) if fetches[0] else 0
+    assert fetches[1].startswith(f"bytes={first_start + 2 * 2**20}-")
+
+
+def test_a_big_file_streams_while_it_arrives(hubs: Hubs, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    import hashlib
+
+    from huggingface_hub import constants
+
+    repo_id = f"{hubs.up_user}/slow-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    data = os.urandom(24 * 2**20)
+    with monkeypatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        hubs.up_api.upload_file(repo_id=repo_id, path_or_fileobj=data, path_in_repo="w.bin")
+    _mirror_api(hubs).model_info(repo_id)
+    hubs.proxy.reset()
+    hubs.proxy.slow["/_lfs/objects/"] = 6 * 2**20  # about 4 s from the upstream
+    url = f"{hubs.mirror.endpoint}/{repo_id}/resolve/main/w.bin"  # type: ignore[attr-defined]
+    try:
+        t0 = time.monotonic()
+        head = httpx.head(url, timeout=30)
+        assert head.status_code == 302 and time.monotonic() - t0 < 3.5  # not the whole wait
+        assert head.headers["X-Linked-Size"] == str(len(data))
+        assert "X-Xet-Hash" not in head.headers
+
+        def read(_: int) -> tuple[float, str]:
+            h = hashlib.sha256()
+            first = None
+            start = time.monotonic()
+            with httpx.stream("GET", url, follow_redirects=True, timeout=30) as r:
+                assert r.status_code == 200
+                for chunk in r.iter_bytes():
+                    first = first if first is not None else time.monotonic() - start
+                    h.update(chunk)
+            return first or 0.0, h.hexdigest()
+
+        from threads import parallel
+
+        results = parallel(3, read)
+        elapsed = time.monotonic() - t0
+    finally:
+        hubs.proxy.slow.clear()
+    digest = hashlib.sha256(data).hexdigest()
+    assert [r[1] for r in results] == [digest] * 3, results
+    # Bytes came while the file was on its way: the first well before all of it.
+    assert all(first < elapsed - 1.0 for first, _ in results), (results, elapsed)
+    assert hubs.proxy.count("/_lfs/objects/") == 1, hubs.proxy.paths()

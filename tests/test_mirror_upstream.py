@@ -5,6 +5,7 @@ answer, never a 500, and a repo mirrored before keeps being served."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -157,3 +158,38 @@ def test_a_mirror_namespace_takes_no_members(fake: FakeUpstream, mirror: Any) ->
     with pytest.raises(subprocess.CalledProcessError) as e:
         mirror.hver("org", "add-member", "evil", user, "--role", "admin")
     assert "no members" in e.value.stderr
+
+
+def _pointer(oid: str, size: int) -> bytes:
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
+
+
+def test_an_upstream_naming_a_private_files_hashes_gets_nothing(
+        fake: FakeUpstream, mirror: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import CommitOperationAdd, HfApi, constants
+
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    _, token = mirror.hver("user", "create", user, "--token", "write").splitlines()
+    api = HfApi(endpoint=mirror.endpoint, token=token)
+    private = f"{user}/secrets"
+    api.create_repo(private, private=True)
+    xet_secret, lfs_secret = os.urandom(70_000), os.urandom(80_000)
+    api.create_commit(private, commit_message="xet", operations=[
+        CommitOperationAdd("secret.bin", xet_secret)])
+    with monkeypatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        api.create_commit(private, commit_message="lfs", operations=[
+            CommitOperationAdd("secret2.bin", lfs_secret)])
+    files = {f.path: f for f in api.get_paths_info(private, ["secret.bin", "secret2.bin"])}
+    xet, lfs = files["secret.bin"], files["secret2.bin"]
+    assert xet.xet_hash and xet.lfs and lfs.lfs  # stored here as Xet and as an LFS blob
+
+    name = _name("leak")
+    fake.repo(name, {b"README.md": README, b"a.bin": _pointer(xet.lfs.sha256, xet.size),
+                     b"b.bin": _pointer(lfs.lfs.sha256, lfs.size)})
+    fake.xet_hashes["a.bin"] = xet.xet_hash
+    for file, secret in (("a.bin", xet_secret), ("b.bin", lfs_secret)):
+        r = httpx.get(f"{mirror.endpoint}/evil/{name}/resolve/main/{file}",
+                      follow_redirects=True, timeout=60)
+        assert r.status_code == 503, r.status_code  # fetched from the upstream, or nothing
+        assert secret not in r.content

@@ -20,6 +20,7 @@ from hver.api.bodies import receive_into
 from hver.api.deps import ActorDep, HubDep, SignerDep, base_url, load_repo
 from hver.api.files import BigFileResponse, FilePartResponse
 from hver.api.gating import require_file_access
+from hver.api.mirrored import partial_response
 from hver.api.util import FILE_HEADERS, RangeNotSatisfiable, parse_range, read_json
 from hver.community import pulls
 from hver.core import lfs as core_lfs
@@ -195,7 +196,7 @@ class _PartWriter:
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise BadRequest("Part is larger than the part size.")
@@ -310,13 +311,17 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
                   exp=q.get("exp", ""), sig=q.get("sig", ""))
     assert repo is not None  # the signature names its storage key
     obj = await run_in_threadpool(held_object, hub, repo.id, oid)
-    if obj is None:
-        raise NotFound("Object not found", code="EntryNotFound")
     headers = FILE_HEADERS | {"ETag": f'"{oid}"', "X-Linked-Etag": f'"{oid}"', "Cache-Control":
                               "private, max-age=31536000, immutable"}
     if commit:
         headers["X-Repo-Commit"] = commit
     filename = q.get("filename") or None
+    if obj is None:
+        # A mirrored repo's file on its way from the upstream: sent as it arrives.
+        part = hub.mirror.in_flight(repo.id, oid) if hub.mirror is not None else None
+        if part is None:
+            raise NotFound("Object not found", code="EntryNotFound")
+        return await partial_response(request, part, headers, filename)
     if obj.xet_hash is not None:
         xet_file = await run_in_threadpool(core_xet.get_file, hub, obj.xet_hash)
         if xet_file is None:

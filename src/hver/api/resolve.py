@@ -31,9 +31,11 @@ from hver.core import tree as core_tree
 from hver.core.accounts import Actor
 from hver.core.caches import MAX_FILE_BYTES, CachedFile, loose_ref, repo_key, revision_ref
 from hver.core.hub import Hub
-from hver.core.objects import held_object
+from hver.core.objects import HeldObject, held_object
 from hver.core.tree import FileInfo
+from hver.db.models import Repo
 from hver.errors import NotFound
+from hver.mirror import Mirror, MirrorUnavailable
 from hver.names import RepoType, validate_path
 
 router = APIRouter()
@@ -70,17 +72,38 @@ def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: s
         holdings = hub.caches.holdings
         stamp = holdings.stamp()  # before the read, see hver.core.stamps
         obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
-        if obj is None and hub.mirror is not None and hub.mirror.bring_object(
-                repo, info.lfs.oid, info.lfs.size, (commit, path)):  # a mirror's, first read
-            obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
+        pending = False
+        if obj is None and hub.mirror is not None:  # a mirrored repo's, on first read
+            obj, pending = _mirrored(hub, hub.mirror, repo, info.lfs.oid, info.lfs.size,
+                                     commit, path)
         if obj is None:
             raise NotFound(f"The content of {path} is not stored in this repo.",
                            code="EntryNotFound")
-        holdings.put((repo.id, info.lfs.oid, info.lfs.size), obj, stamp)
+        if not pending:
+            holdings.put((repo.id, info.lfs.oid, info.lfs.size), obj, stamp)
         xet_hash = obj.xet_hash
     if counts and COUNTED_FILES.get(repo_type) == path:
         core_repos.count_download(hub, repo.id)
     return _Found(repo.id, repo.storage_key, repo.repo_id, commit, info, data, xet_hash)
+
+
+MIRROR_WAIT_S = 2.0  # how long a resolve waits for a mirror's fetch before it streams
+
+
+def _mirrored(hub: Hub, mirror: Mirror, repo: Repo, oid: str, size: int, commit: str,
+              path: str) -> tuple[HeldObject | None, bool]:
+    """A mirrored repo's large file that is not here yet: fetched now from the upstream.
+    A small one is held once the resolve answers (Xet clients then get its Xet hash); a
+    big one is answered while it arrives (its `/_lfs/objects` URL streams it as it is
+    written, `hver.api.lfs`): (the file, True). (None, False): the upstream has no such
+    file."""
+    part = mirror.start(repo, oid, size, (commit, path))
+    if part is not None and not part.wait_done(MIRROR_WAIT_S):
+        return HeldObject(oid, size, None), True  # in flight: not for the caches
+    obj = held_object(hub, repo.id, oid, size)
+    if obj is None and part is not None and part.error is not None:
+        raise MirrorUnavailable("The upstream hub did not send this file; try again later.")
+    return obj, False
 
 
 def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: str,

@@ -78,6 +78,6 @@ class Hub:
         self.downloads.close()  # the counts gathered in memory, written before the end
         self.rate_buckets.close()  # and what was spent from the rate limits
         if self.mirror is not None:
-            self.mirror.upstream.close()
+            self.mirror.close()
         self.db.dispose()
         self.stamps.close()

@@ -60,13 +60,22 @@ def plan_upload(hub: Hub, repo: Repo, objects: list[tuple[str, int]],
     return out
 
 
+MIRROR_BATCH = 100  # a mirrored repo's objects one LFS batch may have fetched
+
+
 def plan_download(hub: Hub, repo: Repo, objects: list[tuple[str, int]]) -> list[BatchObject]:
     """Only objects the repo holds can be downloaded from it, whoever else holds them. A
     mirrored repo's are brought in from the upstream first (`hver.mirror`)."""
     held = held_objects(hub, repo.id, {oid for oid, _ in objects})
     if hub.mirror is not None and repo.mirror_upstream is not None:
-        missing = [(oid, size) for oid, size in objects if oid not in held]
-        if any([hub.mirror.bring_object(repo, oid, size) for oid, size in missing]):
+        # Fetched side by side, each once, at most MIRROR_BATCH a request (the sizes
+        # are the client's: the upstream must hold each at that size).
+        missing = sorted({(oid, size) for oid, size in objects if oid not in held})
+        parts = [hub.mirror.start(repo, oid, size) for oid, size in missing[:MIRROR_BATCH]]
+        for part in parts:
+            if part is not None:
+                part.wait_done(None)
+        if parts:
             held = held_objects(hub, repo.id, {oid for oid, _ in objects})
     out = []
     for oid, size in objects:

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from hver.core import access, gating
@@ -129,6 +129,21 @@ def held_object(hub: Hub, repo_pk: int, oid: str, size: int | None = None,
     if obj is None or (size is not None and obj.size != size):
         return None
     return obj
+
+
+def publicly_held(hub: Hub, oid: str | None = None, xet_hash: str | None = None) -> bool:
+    """Whether a repo anyone may read, without a token or a grant (public, not gated),
+    holds the LFS object `oid` or a file stored as the Xet file `xet_hash`: bytes any
+    client can download already. A mirror may bind those to a mirrored repo on its
+    upstream's word alone; anything else it must fetch and check (`hver.mirror`)."""
+    where: list[ColumnElement[bool]] = [Repo.private.is_(False), Repo.gated.is_(None)]
+    if oid is not None:
+        where.append(LfsObject.oid == oid)
+    if xet_hash is not None:
+        where.append(LfsObject.xet_hash == xet_hash)
+    with hub.db.read() as session:
+        return session.scalar(select(LfsObject.oid).join(Repo, Repo.id == LfsObject.repo_id)
+                              .where(*where).limit(1)) is not None
 
 
 def xet_hashes(hub: Hub, repo_pk: int, oids: Iterable[str]) -> dict[str, str]:

@@ -1055,6 +1055,14 @@ def xorb_indexes(hub: Hub, xorbs: Iterable[str]) -> dict[str, XorbIndex]:
         return _indexes.get(session, xorbs)
 
 
+def publicly_readable(hub: Hub, xorb: str, start: int, end: int) -> bool:
+    """Whether files of repos anyone may read (public, not gated) hold chunks [start,
+    end) of a xorb: what a mirror may take from this hub's copy on its upstream's word
+    (`core.objects.publicly_held` for whole files)."""
+    with hub.db.read() as session:
+        return _covers(_readable_ranges(session, None, {xorb}).get(xorb, []), start, end)
+
+
 def index_xorb_file(fh: BinaryIO) -> XorbIndex:
     """The checked chunk index of a xorb (or a range of one) in an open file."""
     return _index_file(fh)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from hver.db.models import MirrorRepo, Repo
 from hver.errors import HverError, RepoNotFound
 from hver.mirror import fetch, refs
 from hver.mirror.hub_http import HubHttp
+from hver.mirror.partial import Part
 from hver.mirror.rules import Rules
 from hver.mirror.upstream import Upstream, UpstreamUnavailable
 from hver.names import RepoType
@@ -37,6 +39,7 @@ LEASE_S = 120.0  # how long a server may take to check a repo before another may
 RETRY_S = 30.0  # after the upstream failed, the wait before the next try (at most the TTL)
 MISSING = 10_000  # ids the upstream said it has no repo for, remembered for a TTL
 PACK_CAP = 8 * 2**30  # the most bytes one git fetch may bring
+FETCHES = 8  # large files fetched at once, per process (the others queue)
 LOOKUPS = 8  # upstream lookups of new repos at once, per process (the rest: 503 at once)
 
 
@@ -69,6 +72,11 @@ class Mirror:
         # lookup asks it (checks of held repos keep their own back-off)
         self._lookups = threading.BoundedSemaphore(LOOKUPS)
         self._guard = threading.Lock()
+        self._parts: dict[tuple[int, str], Part] = {}  # (repo id, oid) -> fetch in flight
+        # (repo id, oid, size) -> (until, error): a fetch that failed or found nothing
+        self._failed_objects: Lru[tuple[int, str, int], tuple[float, str | None]] = Lru(
+            capacity=MISSING)
+        self._fetches = ThreadPoolExecutor(FETCHES, thread_name_prefix="mirror-fetch")
         self._finding: dict[tuple[str, str, str], list[Any]] = {}  # key -> [lock, users]
 
     @classmethod
@@ -199,25 +207,69 @@ class Mirror:
     def bring_object(self, repo: Repo, oid: str, size: int,
                      where: tuple[str, str] | None = None) -> bool:
         """Have a mirrored repo hold a large file one of its commits names, fetching it
-        from the upstream (one fetch per file in this process, however many ask; through
-        Xet when `where`, a commit and path, names it and the upstream stores it so); False
-        when this hub cannot (not a mirror of this upstream, or the upstream has no such
-        object). MirrorUnavailable when the upstream did not answer, MirrorOffline when
+        from the upstream and waiting until it is here; False when this hub cannot (not
+        a mirror of this upstream, or the upstream has no such object).
+        MirrorUnavailable when the upstream did not send it, MirrorOffline when
         offline: the client should try again, not take the file for missing."""
+        part = self.start(repo, oid, size, where)
+        if part is None:
+            return True  # held (or not a mirror's: the caller's check answers)
+        part.wait_done(None)
+        if part.error is not None:
+            raise MirrorUnavailable("The upstream hub did not send this file; try again "
+                                    "later.")
+        return part.found
+
+    def start(self, repo: Repo, oid: str, size: int,
+              where: tuple[str, str] | None = None) -> Part | None:
+        """The fetch of a large file of a mirrored repo, started now unless one is in
+        flight (one per file in this process, however many ask; through Xet when
+        `where`, a commit and path, names it and the upstream stores it so). None when
+        there is nothing to fetch: held already, or not a mirror of this upstream."""
         if repo.mirror_upstream != self.upstream.url:
-            return False
+            return None
+        if held_object(self.hub, repo.id, oid, size) is not None:
+            return None
         if self.offline:
-            if held_object(self.hub, repo.id, oid, size) is not None:
-                return True
             raise MirrorOffline("This file has not been brought in from the upstream hub, "
                                 "and this hub is offline.")
-        with self._one_at_a_time(("object", str(repo.id), oid)):
-            try:
-                return fetch.bring_object(self.hub, self.upstream, repo, oid, size, where)
-            except UpstreamUnavailable as exc:
-                log.warning("mirror: %s of %s %s: %s", oid, repo.type, repo.mirror_id, exc)
-                raise MirrorUnavailable("The upstream hub did not send this file; try again "
-                                        "later.") from None
+        key = (repo.id, oid)
+        failed = self._failed_objects.get((repo.id, oid, size))
+        if failed is not None and time.monotonic() < failed[0]:
+            answer = Part(size)  # failed a moment ago: the same answer, no new fetch
+            answer.finish(False, failed[1])
+            return answer
+        with self._guard:
+            part = self._parts.get(key)
+            if part is None or part.size != size:
+                part = self._parts[key] = Part(size)
+                self._fetches.submit(self._fetch, repo, oid, size, where, part)
+            return part
+
+    def in_flight(self, repo_pk: int, oid: str) -> Part | None:
+        """The fetch of a file of a mirrored repo now in flight in this process."""
+        with self._guard:
+            return self._parts.get((repo_pk, oid))
+
+    def _fetch(self, repo: Repo, oid: str, size: int, where: tuple[str, str] | None,
+               part: Part) -> None:
+        try:
+            part.finish(fetch.bring_object(self.hub, self.upstream, repo, oid, size, where,
+                                           part))
+        except UpstreamUnavailable as exc:
+            log.warning("mirror: %s of %s %s: %s", oid, repo.type, repo.mirror_id, exc)
+            part.finish(False, str(exc))
+        except BaseException as exc:
+            log.exception("mirror: fetching %s of %s %s failed", oid, repo.type,
+                          repo.mirror_id)
+            part.finish(False, f"{type(exc).__name__}: {exc}")
+        finally:
+            if not part.found:
+                self._failed_objects.put((repo.id, oid, size),
+                                         (time.monotonic() + self._retry, part.error))
+            with self._guard:
+                if self._parts.get((repo.id, oid)) is part:
+                    del self._parts[(repo.id, oid)]
 
     def describe(self, repo: Repo) -> dict[str, Any] | None:
         """What repo info shows of a mirrored repo, from memory (None: not known here)."""
@@ -225,6 +277,10 @@ class Mirror:
         if checked is None:
             return None
         return fields(repo, checked)
+
+    def close(self) -> None:
+        self._fetches.shutdown(wait=False, cancel_futures=True)
+        self.upstream.close()
 
     # -- inside ----------------------------------------------------------------------------
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -17,7 +18,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 
 from hver.githttp.receive import PackRefused, scan_pack_data
-from hver.mirror.upstream import MIRRORED_REFS, UpstreamRepo, UpstreamUnavailable
+from hver.mirror.upstream import MIRRORED_REFS, Sink, UpstreamRepo, UpstreamUnavailable
 from hver.names import RepoType
 from hver.storage.git import GitRepo
 
@@ -27,6 +28,7 @@ TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 INFO_TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # a request waits on it: short
 LFS_JSON = "application/vnd.git-lfs+json"
 CHUNK = 1 << 20
+RESUMES = 5  # cut connections a download resumes after
 USER_AGENT = "hver-mirror"
 
 
@@ -174,27 +176,59 @@ class HubHttp:
                 if obj["error"].get("code") in (404, 410):
                     return None
                 raise UpstreamUnavailable(f"the LFS batch: {obj['error']}"[:400])
+            if obj.get("size") != size:  # not the object the commit names
+                return None
             action = obj["actions"]["download"]
             return str(action["href"]), {str(k): str(v) for k, v in
                                          (action.get("header") or {}).items()}
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise UpstreamUnavailable("the LFS batch answered no download") from None
 
-    def download(self, href: str, headers: dict[str, str], out: BinaryIO, limit: int) -> None:
-        """The bytes at `href` into `out`, at most `limit` of them (more: refused)."""
-        written = 0
-        try:
-            with self._bare.stream("GET", href, headers=headers) as r:
-                if r.status_code != 200:
-                    raise UpstreamUnavailable(f"the download answered {r.status_code}")
-                for chunk in r.iter_raw(CHUNK):
-                    written += len(chunk)
-                    if written > limit:
-                        raise UpstreamUnavailable("the upstream sent more bytes than the "
-                                                  "file has")
-                    out.write(chunk)
-        except httpx.HTTPError as exc:
-            raise _http_error(exc) from None
+    def download(self, href: str, headers: dict[str, str], out: Sink, limit: int) -> None:
+        """The bytes at `href` into `out`, from its current end on (a resumed download
+        asks for the rest with Range), at most `limit` of them; a connection cut midway
+        is resumed where it stopped, up to RESUMES times."""
+        self._resumable("GET", href, headers, out, None, limit)
+
+    def _resumable(self, method: str, url: str, headers: dict[str, str], out: Sink,
+                   first: int | None, limit: int) -> None:
+        """Bytes [first, first + limit) at `url` (first None: the whole body, asked for
+        without a Range) appended to `out`, resuming after a cut connection from what
+        arrived."""
+        start = first or 0
+        base = out.tell()
+        cuts = 0
+        while True:
+            done = out.tell() - base
+            if done >= limit:
+                return
+            asked = dict(headers)
+            if first is not None or done:
+                asked["Range"] = f"bytes={start + done}-{start + limit - 1}"
+            try:
+                with self._bare.stream(method, url, headers=asked) as r:
+                    if r.status_code == 200 and done:  # the range ignored: from the start
+                        out.seek(base)
+                        out.truncate()
+                    elif r.status_code not in (200, 206):
+                        raise UpstreamUnavailable(f"a download answered {r.status_code}")
+                    for chunk in r.iter_raw(CHUNK):
+                        if out.tell() - base + len(chunk) > limit:
+                            raise UpstreamUnavailable("the upstream sent more bytes than "
+                                                      "asked")
+                        out.write(chunk)
+                if out.tell() - base < limit:
+                    raise httpx.RemoteProtocolError("the body ended early")
+                return
+            except httpx.TransportError as exc:
+                cuts += 1
+                if cuts > RESUMES:
+                    raise _http_error(exc) from None
+                log.info("mirror: a download from %s was cut at %d bytes; resuming", self.url,
+                         out.tell() - base)
+                time.sleep(min(2.0, 0.1 * 2 ** cuts))
+            except httpx.HTTPError as exc:
+                raise _http_error(exc) from None
 
     def xet_file_hash(self, repo_type: RepoType, repo_id: str, commit: str,
                       path: str) -> str | None:
@@ -231,23 +265,10 @@ class HubHttp:
         except ValueError:
             raise UpstreamUnavailable("the reconstruction answered no JSON") from None
 
-    def xet_range(self, url: str, start: int, end: int, out: BinaryIO) -> None:
-        """Bytes [start, end] (inclusive) of a xorb, from a URL of a plan, into `out`."""
-        limit = end - start + 1
-        written = 0
-        try:
-            with self._bare.stream("GET", url, headers={"Range": f"bytes={start}-{end}"}) as r:
-                if r.status_code not in (200, 206):
-                    raise UpstreamUnavailable(f"a xorb range answered {r.status_code}")
-                for chunk in r.iter_raw(CHUNK):
-                    written += len(chunk)
-                    if written > limit:
-                        raise UpstreamUnavailable("a xorb range is longer than asked")
-                    out.write(chunk)
-        except httpx.HTTPError as exc:
-            raise _http_error(exc) from None
-        if written != limit:
-            raise UpstreamUnavailable("a xorb range is shorter than asked")
+    def xet_range(self, url: str, start: int, end: int, out: Sink) -> None:
+        """Bytes [start, end] (inclusive) of a xorb, from a URL of a plan, into `out`
+        (resumed after a cut connection)."""
+        self._resumable("GET", url, {}, out, start, end - start + 1)
 
     def close(self) -> None:
         self._http.close()

@@ -63,11 +63,13 @@ def local_id(rules: Rules, repo_id: str) -> tuple[str, str]:
 
 
 def bring_in(hub: Hub, upstream: Upstream, rules: Rules, repo_type: RepoType,
-             found: UpstreamRepo) -> Repo | None:
+             found: UpstreamRepo, local: tuple[str, str] | None = None) -> Repo | None:
     """A local mirror of `found` (public upstream, allowed by the rules), its refs and
     history fetched before its row makes it visible; the repo another server brought in
-    meanwhile, if one did; None if the local id is a local namespace's."""
-    namespace, name = local_id(rules, found.id)
+    meanwhile, if one did; None if the local id is a local namespace's. `local`: the
+    local id (namespace, name) to use instead of the rules' (an import keeps the
+    exporting hub's)."""
+    namespace, name = local or local_id(rules, found.id)
     key = uuid.uuid4().hex
     git = hub.git.init(key)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from hver.names import RepoType
 from hver.storage.git import GitRepo
@@ -16,6 +16,18 @@ from hver.storage.git import GitRepo
 # The refs a mirror follows: branches, tags, and the Hub's converted branches
 # (`refs/convert/parquet`). Pull requests stay upstream's.
 MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/convert/")
+
+
+class Sink(Protocol):
+    """Where fetched bytes go: a file, or a `hver.mirror.partial.PartWriter`."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def seek(self, pos: int, whence: int = 0, /) -> int: ...
+
+    def truncate(self, size: int | None = None, /) -> int: ...
 
 
 class UpstreamUnavailable(Exception):
@@ -56,7 +68,7 @@ class Upstream(Protocol):
         send), which vouches that the repo holds it; None: it does not."""
         ...
 
-    def download(self, href: str, headers: dict[str, str], out: BinaryIO, limit: int) -> None:
+    def download(self, href: str, headers: dict[str, str], out: Sink, limit: int) -> None:
         """The bytes at an href `lfs_download` gave, written to `out` (at most `limit`)."""
         ...
 
@@ -70,7 +82,7 @@ class Upstream(Protocol):
         """The upstream's v2 reconstruction of a whole Xet file of the repo."""
         ...
 
-    def xet_range(self, url: str, start: int, end: int, out: BinaryIO) -> None:
+    def xet_range(self, url: str, start: int, end: int, out: Sink) -> None:
         """Bytes [start, end] of a xorb, from a URL of a reconstruction, into `out`."""
         ...
 
