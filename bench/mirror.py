@@ -4,7 +4,10 @@
 
 Starts two `hver serve` (temporary data directories, random loopback ports): an
 upstream, and a mirror of it (`HVER_UPSTREAM_URL`), and, when an `nginx` binary is on
-PATH, an nginx serving the mirror's stored copy of the file with sendfile. Per round, a
+PATH, an nginx serving the mirror's stored copy of the file with sendfile; with
+`--link-mbit N`, the upstream sits behind a relay carrying N Mbit/s (as a network link
+to a distant hub would), which the direct download and the mirror's fetch both cross. Per
+round, a
 new repo on the upstream holds one new random file of `--size-mib`, stored through LFS
 (uploaded with Xet off), then, with curl (`-L -o /dev/null`, through /resolve):
 
@@ -34,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from transfer import GiB, MiB, Hver, Nginx, cpu_seconds, make_random_file
+from transfer import GiB, Hver, LinkShaper, MiB, Nginx, cpu_seconds, make_random_file
 
 TARGETS = {"cold": 0.8, "warm": 0.9, "warm_cpu": 0.5}
 
@@ -65,6 +68,9 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--link-mbit", type=float, default=0,
+                        help="put the upstream behind a link of this many Mbit/s (both the "
+                        "direct download and the mirror's fetch cross it); 0: loopback")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hver-bench-mirror-"))
     try:
@@ -85,10 +91,14 @@ def run(args: argparse.Namespace, root: Path) -> int:
     up = Hver(root / "up")
     up.env["HVER_LOG_LEVEL"] = "info"  # its access log counts what the mirror asks
     up.env["HVER_RATE_LIMIT_ANONYMOUS"] = "0"
+    link = LinkShaper(up.port, args.link_mbit) if args.link_mbit else None
+    far = link.endpoint if link is not None else up.endpoint  # the upstream as reached
+    if link is not None:
+        up.env["HVER_PUBLIC_URL"] = far  # its LFS hrefs lead over the link too
     up.start()
     name, token = up.cli("user", "create", "bench", "--token", "write").splitlines()
     mirror = Hver(root / "mirror")
-    mirror.env.update(HVER_UPSTREAM_URL=up.endpoint, HVER_UPSTREAM_TOKEN=token,
+    mirror.env.update(HVER_UPSTREAM_URL=far, HVER_UPSTREAM_TOKEN=token,
                       HVER_MIRROR_TTL="300", HVER_RATE_LIMIT_ANONYMOUS="0")
     mirror.start()
     assert mirror.proc is not None and up.proc is not None
@@ -113,7 +123,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
             api.upload_file(repo_id=repo_id, path_or_fileobj=str(src), path_in_repo="f.bin")
             src.unlink()
             subprocess.run(["sync"], check=True)
-            direct = f"{up.endpoint}/{repo_id}/resolve/main/f.bin"
+            direct = f"{far}/{repo_id}/resolve/main/f.bin"
             via = f"{mirror.endpoint}/{repo_id}/resolve/main/f.bin"
             rows["direct"].append(timed(None, direct))
             curl_get(f"{mirror.endpoint}/api/models/{repo_id}")  # the repo in, not the file
@@ -146,19 +156,22 @@ def run(args: argparse.Namespace, root: Path) -> int:
             ngx.stop()
         mirror.stop()
         up.stop()
-    report(rows, calls, size)
+        if link is not None:
+            link.close()
+    report(rows, calls, size, args.link_mbit)
     return 0
 
 
 def report(rows: dict[str, list[tuple[float, float]]], calls: dict[str, list[str]],
-           size: int) -> None:
+           size: int, link_mbit: float) -> None:
     def best(key: str) -> tuple[float, float] | None:
         return min(rows[key]) if rows[key] else None
 
     def rate(t: float) -> float:
         return size / MiB / t
 
-    print(f"\n{size // MiB} MiB file stored through LFS upstream; best of "
+    link = f"over a {link_mbit:g} Mbit/s link" if link_mbit else "on loopback"
+    print(f"\n{size // MiB} MiB file stored through LFS upstream, {link}; best of "
           f"{len(rows['cold'])} rounds (curl -L -o /dev/null)\n")
     print(f"| {'path':40} | {'MiB/s':>8} | {'vs':>14} | {'mirror CPU s/GiB':>16} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 16}|{'-' * 18}|")

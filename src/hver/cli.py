@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from hver.config import Settings
@@ -386,6 +388,37 @@ def cmd_mirror_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mirror_export(args: argparse.Namespace) -> int:
+    from hver.mirror import transfer
+
+    hub = Hub.open(_settings(args))
+    repos = transfer.mirrored_repos(hub)
+    if args.repos:
+        wanted = {(t.value, n.lower(), m.lower()) for t, n, m, _ in
+                  (_mirror_repo_arg(r, args.type) for r in args.repos)}
+        repos = [r for r in repos if (r.type, r.namespace.lower(), r.name.lower()) in wanted]
+        if len(repos) != len(wanted):
+            raise RepoNotFound("Not every repo named is a mirrored repo here.")
+    say = functools.partial(print, file=sys.stderr)
+    for moved in transfer.export(hub, Path(args.dir), repos, say):
+        print(f"{moved.type}s/{moved.id}@{moved.sha}")
+    return 0
+
+
+def cmd_mirror_import(args: argparse.Namespace) -> int:
+    from hver.mirror import transfer
+
+    hub = Hub.open(_settings(args))
+    failed = 0
+    say = functools.partial(print, file=sys.stderr)
+    for moved in transfer.import_(hub, Path(args.dir), say):
+        if moved.error is None:
+            print(f"{moved.type}s/{moved.id}@{moved.sha}")
+        else:
+            failed += 1
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -517,6 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
     mst = with_data(mirror.add_parser("status", help="each mirrored repo and what it holds"))
     mst.add_argument("--json", action="store_true", help="print one JSON array")
     mst.set_defaults(func=cmd_mirror_status)
+    mex = with_data(mirror.add_parser(
+        "export", help="write mirrored repos and their large files into a directory, "
+                       "for a hub that cannot reach the upstream"))
+    mex.add_argument("dir", metavar="DIR")
+    mex.add_argument("repos", nargs="*", metavar="[TYPE/]NS/NAME", help="default: all")
+    mex.add_argument("--type", choices=[t.value for t in RepoType], default="model")
+    mex.set_defaults(func=cmd_mirror_export)
+    mim = with_data(mirror.add_parser(
+        "import", help="bring in (or catch up) the repos of an export, every hash checked"))
+    mim.add_argument("dir", metavar="DIR")
+    mim.set_defaults(func=cmd_mirror_import)
     return parser
 
 

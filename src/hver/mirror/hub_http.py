@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import urllib3
 from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
@@ -53,6 +54,10 @@ class HubHttp:
         # credentials, and the mirror's token never leaves the upstream's origin.
         self._bare = httpx.Client(headers={"User-Agent": USER_AGENT}, timeout=TIMEOUT,
                                   follow_redirects=True)
+        self._pool = urllib3.PoolManager(  # the bytes of large files
+            timeout=urllib3.Timeout(connect=TIMEOUT.connect, read=TIMEOUT.read),
+            retries=urllib3.Retry(total=None, connect=2, read=0, status=0, other=0,
+                                  redirect=5, raise_on_redirect=True))
 
     def __repr__(self) -> str:  # never the token
         return f"HubHttp({self.url!r})"
@@ -194,41 +199,50 @@ class HubHttp:
                    first: int | None, limit: int) -> None:
         """Bytes [first, first + limit) at `url` (first None: the whole body, asked for
         without a Range) appended to `out`, resuming after a cut connection from what
-        arrived."""
+        arrived. Through urllib3, read into one buffer: several times less CPU per byte
+        than httpx's stream."""
         start = first or 0
         base = out.tell()
         cuts = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
         while True:
             done = out.tell() - base
             if done >= limit:
                 return
-            asked = dict(headers)
+            asked = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT} | headers
             if first is not None or done:
                 asked["Range"] = f"bytes={start + done}-{start + limit - 1}"
             try:
-                with self._bare.stream(method, url, headers=asked) as r:
-                    if r.status_code == 200 and done:  # the range ignored: from the start
+                r = self._pool.request(method, url, headers=asked, preload_content=False,
+                                       decode_content=False)
+                try:
+                    if r.status == 200 and done:  # the range ignored: from the start
                         out.seek(base)
                         out.truncate()
-                    elif r.status_code not in (200, 206):
-                        raise UpstreamUnavailable(f"a download answered {r.status_code}")
-                    for chunk in r.iter_raw(CHUNK):
-                        if out.tell() - base + len(chunk) > limit:
+                    elif r.status not in (200, 206):
+                        raise UpstreamUnavailable(f"a download answered {r.status}")
+                    while n := r.readinto(buf):
+                        if out.tell() - base + n > limit:
                             raise UpstreamUnavailable("the upstream sent more bytes than "
                                                       "asked")
-                        out.write(chunk)
+                        out.write(view[:n])
+                finally:
+                    r.release_conn()
                 if out.tell() - base < limit:
-                    raise httpx.RemoteProtocolError("the body ended early")
+                    raise urllib3.exceptions.ProtocolError("the body ended early")
                 return
-            except httpx.TransportError as exc:
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError,
+                    urllib3.exceptions.MaxRetryError) as exc:
                 cuts += 1
                 if cuts > RESUMES:
-                    raise _http_error(exc) from None
+                    raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}"[:400],
+                                              unreachable=True) from None
                 log.info("mirror: a download from %s was cut at %d bytes; resuming", self.url,
                          out.tell() - base)
                 time.sleep(min(2.0, 0.1 * 2 ** cuts))
-            except httpx.HTTPError as exc:
-                raise _http_error(exc) from None
+            except urllib3.exceptions.HTTPError as exc:
+                raise UpstreamUnavailable(f"{type(exc).__name__}: {exc}"[:400]) from None
 
     def xet_file_hash(self, repo_type: RepoType, repo_id: str, commit: str,
                       path: str) -> str | None:
@@ -273,3 +287,4 @@ class HubHttp:
     def close(self) -> None:
         self._http.close()
         self._bare.close()
+        self._pool.clear()

@@ -73,7 +73,7 @@ class PartWriter:
         if part is not None:
             part.path = path
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         n = self.out.write(data)
         self.out.flush()  # readers read the file, not this buffer
         self.digest.update(data)
