@@ -83,6 +83,7 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, root: Path) -> int:
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
 
     size = args.size_mib * MiB
@@ -133,10 +134,10 @@ def run(args: argparse.Namespace, root: Path) -> int:
             if ngx is not None:
                 oid = api.get_paths_info(repo_id, ["f.bin"])[0].lfs.sha256  # type: ignore[union-attr]
                 blob = mirror.data / "blobs" / "lfs" / oid[:2] / oid[2:4] / oid
-                link = nginx_dir / f"f-{r}.bin"
-                os.link(blob, link)
+                copy = nginx_dir / f"f-{r}.bin"
+                os.link(blob, copy)
                 rows["nginx"].append(timed(None, f"{ngx.url}/f-{r}.bin"))
-                link.unlink()
+                copy.unlink()
 
         # What the upstream is asked for one snapshot, cold and warm.
         repo_id = f"{name}/snap-{os.urandom(3).hex()}"
