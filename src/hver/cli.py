@@ -369,23 +369,33 @@ def cmd_mirror_sync(args: argparse.Namespace) -> int:
 def cmd_mirror_status(args: argparse.Namespace) -> int:
     from hver.mirror import ahead
 
-    rows = ahead.status(_mirror(args))
+    mirror = _mirror(args)
+    rows = ahead.status(mirror)
+    total = ahead.totals(mirror, rows)
     if args.json:
         print(json.dumps(rows))
-        return 0
-    print(f"{'REPO':50} {'LAST SYNC':20} {'FILES':>6} {'HELD':>12} {'FETCHED':>12} PINNED")
-    for r in rows:
-        repo = f"{r['type']}s/{r['id']}"
-        pin = r["pinned"] or "-"
-        if r["include"] or r["exclude"]:
-            pin += f" +{','.join(r['include'] or ['*'])} -{','.join(r['exclude'] or [])}"
-        print(f"{repo:50} {(r['lastSync'] or 'never'):20} {r['heldFiles']:>6} "
-              f"{r['heldBytes']:>12,} {r['fetchedBytes']:>12,} {pin}")
-        if r["lastError"]:
-            print(f"  last error: {r['lastError']}")
-    total = sum(r["heldBytes"] for r in rows)
-    print(f"{len(rows)} mirrored repos, {total:,} bytes of large files held", file=sys.stderr)
+    else:
+        print(f"{'REPO':50} {'LAST SYNC':20} {'FILES':>6} {'HELD':>12} {'FETCHED':>12} "
+              f"{'HITS':>7} {'MISSES':>7} {'RATIO':>6} PINNED")
+        for r in rows:
+            repo = f"{r['type']}s/{r['id']}"
+            pin = r["pinned"] or "-"
+            if r["include"] or r["exclude"]:
+                pin += f" +{','.join(r['include'] or ['*'])} -{','.join(r['exclude'] or [])}"
+            print(f"{repo:50} {(r['lastSync'] or 'never'):20} {r['heldFiles']:>6} "
+                  f"{r['heldBytes']:>12,} {r['fetchedBytes']:>12,} {r['hits']:>7} "
+                  f"{r['misses']:>7} {_percent(r['hitRatio']):>6} {pin}")
+            if r["lastError"]:
+                print(f"  last error: {r['lastError']}")
+    quota = f"{total['quota']:,}" if total["quota"] else "no quota"
+    print(f"{total['repos']} mirrored repos, {total['heldBytes']:,} bytes of large files held "
+          f"(each file once; {quota}); {total['hits']} hits, {total['misses']} misses "
+          f"({_percent(total['hitRatio'])})", file=sys.stderr)
     return 0
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.0f}%"
 
 
 def cmd_mirror_export(args: argparse.Namespace) -> int:

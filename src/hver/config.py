@@ -106,6 +106,10 @@ class Settings:
     mirror_deny: str = _setting(
         "", "Upstream repos the mirror never brings in: comma-separated globs, as "
         "HVER_MIRROR_ALLOW; they win over it.")
+    mirror_quota: int = _setting(
+        0, "Bytes of large files mirrored repos may hold (each file counted once); past it, "
+        "the least recently read ones a pin does not keep are released, and fetched again "
+        "when next read. 0: no limit.")
 
     @property
     def resolved_workers(self) -> int:

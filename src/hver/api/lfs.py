@@ -322,6 +322,8 @@ async def download(request: Request, oid: str, hub: HubDep, signer: SignerDep) -
         if part is None:
             raise NotFound("Object not found", code="EntryNotFound")
         return await partial_response(request, part, headers, filename)
+    if hub.mirror is not None:  # the quota's LRU (the hit was counted at resolve)
+        hub.mirror.read(repo, oid, obj.size, False)
     if obj.xet_hash is not None:
         xet_file = await run_in_threadpool(core_xet.get_file, hub, obj.xet_hash)
         if xet_file is None:

@@ -73,9 +73,12 @@ def _lookup(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, name: s
         stamp = holdings.stamp()  # before the read, see hver.core.stamps
         obj = held_object(hub, repo.id, info.lfs.oid, info.lfs.size)
         pending = False
-        if obj is None and hub.mirror is not None:  # a mirrored repo's, on first read
-            obj, pending = _mirrored(hub, hub.mirror, repo, info.lfs.oid, info.lfs.size,
-                                     commit, path)
+        if hub.mirror is not None:
+            if obj is not None:  # a hit, if the repo is a mirror's (its quota's LRU)
+                hub.mirror.read(repo, info.lfs.oid, info.lfs.size, counts)
+            else:  # a mirrored repo's, on first read
+                obj, pending = _mirrored(hub, hub.mirror, repo, info.lfs.oid,
+                                         info.lfs.size, commit, path)
         if obj is None:
             raise NotFound(f"The content of {path} is not stored in this repo.",
                            code="EntryNotFound")
@@ -137,6 +140,8 @@ def _from_memory(hub: Hub, actor: Actor | None, repo_type: RepoType, ns: str, na
         if obj is None:
             return None
         xet_hash = obj.xet_hash
+        if hub.mirror is not None:  # a dictionary write, for a mirror's quota
+            hub.mirror.read(repo, info.lfs.oid, info.lfs.size, counts)
     elif entry.data is None:
         return None  # too big to keep: read from git in a thread
     if counts and COUNTED_FILES.get(repo_type) == path:

@@ -256,6 +256,8 @@ def _reconstruction(version: int) -> Any:
 
         def run() -> Any:
             info = core_xet.readable_file(hub, token, file_id)
+            if hub.mirror is not None:  # the quota's LRU, if the repo is a mirror's
+                hub.mirror.reads.read_xet(token.repo_id, file_id)
             try:
                 rng = parse_range(request.headers.get("range"), info.size)
             except RangeNotSatisfiable:

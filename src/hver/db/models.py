@@ -436,3 +436,20 @@ class MirrorRepo(Base):
     exclude: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     fetched_files: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetched_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Reads of large files it held (`hver.mirror.cache`: gathered in memory, written in
+    # batches); the misses are `fetched_files`.
+    hits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class MirrorObject(Base):
+    """When a large file a mirrored repo holds was last read, for the quota's
+    least-recently-used eviction (`hver.mirror.cache`): written when it is brought in
+    and by the batched flush of reads; seconds since the epoch. A row whose file the
+    repo no longer holds means nothing (`lfs_objects` says what is held)."""
+
+    __tablename__ = "mirror_objects"
+    repo_id: Mapped[int] = mapped_column(
+        ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    oid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_access: Mapped[float] = mapped_column(Float, index=True)

@@ -26,7 +26,7 @@ from hver.core.lru import Lru
 from hver.core.objects import held_object
 from hver.db.models import MirrorRepo, Repo
 from hver.errors import HverError, RepoNotFound
-from hver.mirror import fetch, refs
+from hver.mirror import cache, fetch, refs
 from hver.mirror.hub_http import HubHttp
 from hver.mirror.partial import Part
 from hver.mirror.rules import Rules
@@ -78,6 +78,7 @@ class Mirror:
             capacity=MISSING)
         self._fetches = ThreadPoolExecutor(FETCHES, thread_name_prefix="mirror-fetch")
         self._finding: dict[tuple[str, str, str], list[Any]] = {}  # key -> [lock, users]
+        self.reads = cache.Reads(hub.db, hub.settings.download_flush_interval)
 
     @classmethod
     def open(cls, hub: Hub) -> Mirror | None:
@@ -246,6 +247,12 @@ class Mirror:
                 self._fetches.submit(self._fetch, repo, oid, size, where, part)
             return part
 
+    def read(self, repo: Repo, oid: str, size: int, hit: bool) -> None:
+        """Note that a large file a repo holds was read (only a mirrored repo's is kept:
+        `cache.Reads`, in memory); `hit`: count it in the repo's hit ratio."""
+        if repo.mirror_upstream is not None:
+            self.reads.read(repo.id, oid, size, hit)
+
     def in_flight(self, repo_pk: int, oid: str) -> Part | None:
         """The fetch of a file of a mirrored repo now in flight in this process."""
         with self._guard:
@@ -270,6 +277,19 @@ class Mirror:
             with self._guard:
                 if self._parts.get((repo.id, oid)) is part:
                     del self._parts[(repo.id, oid)]
+        if part.found:
+            self._after_fetch(repo, oid, size)
+
+    def _after_fetch(self, repo: Repo, oid: str, size: int) -> None:
+        """A file was brought in: it counts as read now, and the quota is kept (files in
+        flight are not released, nor this one: its readers are served it next)."""
+        try:
+            cache.brought(self.hub, repo.id, oid, size)
+            with self._guard:
+                fetching = {key[1] for key in self._parts}
+            cache.evict(self, fetching | {oid})
+        except Exception:
+            log.exception("mirror: keeping the quota after fetching %s failed", oid)
 
     def describe(self, repo: Repo) -> dict[str, Any] | None:
         """What repo info shows of a mirrored repo, from memory (None: not known here)."""
@@ -280,6 +300,7 @@ class Mirror:
 
     def close(self) -> None:
         self._fetches.shutdown(wait=False, cancel_futures=True)
+        self.reads.close()
         self.upstream.close()
 
     # -- inside ----------------------------------------------------------------------------

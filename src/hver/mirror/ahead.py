@@ -17,7 +17,7 @@ from hver.core import tree as core_tree
 from hver.core.objects import held_objects
 from hver.db.models import LfsObject, MirrorRepo, Repo
 from hver.errors import BadRequest, RepoNotFound
-from hver.mirror import Mirror
+from hver.mirror import Mirror, cache
 from hver.names import RepoType
 
 Progress = Callable[[int, int, int, int], None]  # files done, files, bytes done, bytes
@@ -56,14 +56,18 @@ def add(mirror: Mirror, repo_type: RepoType, namespace: str, name: str,
 
 
 def sync(mirror: Mirror, repo: Repo, progress: Progress | None = None) -> Pinned:
-    """Catch a mirrored repo up now and fetch what its pin selects at the new tip."""
+    """Catch a mirrored repo up now and fetch what its pin selects at the new tip; then
+    keep the quota (`cache.evict`: files the old tip pinned may go now)."""
     repo = mirror.check(repo, force=True)
     with mirror.hub.db.read() as session:
         row = session.get(MirrorRepo, repo.id)
     pin = row.pinned if row is not None else None
     if row is None or pin is None:
-        return Pinned(repo, repo.sha or "", 0, 0, 0)
-    return _fetch(mirror, repo, pin, row.include, row.exclude, progress)
+        pinned = Pinned(repo, repo.sha or "", 0, 0, 0)
+    else:
+        pinned = _fetch(mirror, repo, pin, row.include, row.exclude, progress)
+    cache.evict(mirror)
+    return pinned
 
 
 def mirrored_repos(mirror: Mirror) -> list[Repo]:
@@ -73,8 +77,9 @@ def mirrored_repos(mirror: Mirror) -> list[Repo]:
 
 
 def status(mirror: Mirror) -> list[dict[str, Any]]:
-    """Each mirrored repo: where from, when last checked, what it pins, and the large
-    files it holds (count, bytes) and brought in."""
+    """Each mirrored repo: where from, when last checked, what it pins, the large files
+    it holds (count, bytes) and brought in, and its reads: hits (of files it held),
+    misses (files brought in) and the hit ratio (None before the first read)."""
     hub = mirror.hub
     out = []
     with hub.db.read() as session:
@@ -93,8 +98,24 @@ def status(mirror: Mirror) -> list[dict[str, Any]]:
             "lastSync": _iso(state.checked_at), "lastError": state.last_error,
             "pinned": state.pinned, "include": state.include, "exclude": state.exclude,
             "heldFiles": int(files), "heldBytes": int(size or 0),
-            "fetchedFiles": state.fetched_files, "fetchedBytes": state.fetched_bytes})
+            "fetchedFiles": state.fetched_files, "fetchedBytes": state.fetched_bytes,
+            "hits": state.hits, "misses": state.fetched_files,
+            "hitRatio": _ratio(state.hits, state.fetched_files)})
     return out
+
+
+def totals(mirror: Mirror, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What all mirrored repos hold against the quota (each file counted once), and
+    their hits and misses together (`rows`: `status`)."""
+    hits = sum(r["hits"] for r in rows)
+    misses = sum(r["misses"] for r in rows)
+    return {"repos": len(rows), "heldBytes": cache.held_bytes(mirror.hub),
+            "quota": mirror.hub.settings.mirror_quota or None, "hits": hits,
+            "misses": misses, "hitRatio": _ratio(hits, misses)}
+
+
+def _ratio(hits: int, misses: int) -> float | None:
+    return round(hits / (hits + misses), 4) if hits + misses else None
 
 
 def _iso(at: float) -> str | None:
