@@ -623,3 +623,35 @@ def test_a_big_file_streams_while_it_arrives(hubs: Hubs, monkeypatch: pytest.Mon
     # Bytes came while the file was on its way: the first well before all of it.
     assert all(first < elapsed - 1.0 for first, _ in results), (results, elapsed)
     assert hubs.proxy.count("/_lfs/objects/") == 1, hubs.proxy.paths()
+
+
+def test_the_admin_api_adds_syncs_and_lists(hubs: Hubs) -> None:
+    repo_id = f"{hubs.up_user}/api-{uuid.uuid4().hex[:8]}"
+    hubs.up_api.create_repo(repo_id)
+    hubs.up_api.create_commit(repo_id, commit_message="files", operations=[
+        CommitOperationAdd("model.safetensors", os.urandom(30_000)),
+        CommitOperationAdd("w.bin", os.urandom(20_000))])
+    admin = f"admin-{uuid.uuid4().hex[:6]}"
+    _, admin_token = hubs.mirror.hver("user", "create", admin, "--admin",  # type: ignore[attr-defined]
+                                      "--token", "write").splitlines()
+    base = f"{hubs.mirror.endpoint}/api/admin/mirror"  # type: ignore[attr-defined]
+    as_admin = {"Authorization": f"Bearer {admin_token}"}
+    as_user = {"Authorization": f"Bearer {hubs.mirror_token}"}
+    assert httpx.get(base, headers=as_user).status_code == 403
+    assert httpx.post(f"{base}/models/{repo_id}", headers=as_user).status_code == 403
+    assert httpx.post(f"{base}/models/{repo_id}", headers=as_admin,
+                      json={"include": "*.bin"}).status_code == 400
+    r = httpx.post(f"{base}/models/{repo_id}", headers=as_admin,
+                   json={"include": ["*.safetensors"]}, timeout=60)
+    assert r.status_code == 202 and r.json()["id"] == repo_id, r.text
+    deadline = time.monotonic() + 60
+    while True:
+        rows = {row["id"]: row for row in httpx.get(base, headers=as_admin).json()["repos"]}
+        if rows[repo_id]["heldFiles"] == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (rows[repo_id]["heldFiles"], rows[repo_id]["include"]) == (1, ["*.safetensors"])
+    assert httpx.post(f"{base}/models/{repo_id}/sync", headers=as_admin).status_code == 202
+    missing = httpx.post(f"{base}/models/{hubs.up_user}/nope-{uuid.uuid4().hex[:4]}",
+                         headers=as_admin, timeout=60)
+    assert missing.status_code == 404

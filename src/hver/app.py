@@ -34,6 +34,7 @@ from hver.api import (
     xet_grants,
 )
 from hver.api import errors as api_errors
+from hver.api import mirror as mirror_admin
 from hver.api.compression import CompressJsonMiddleware
 from hver.api.limits import LimitsMiddleware
 from hver.api.request_id import RequestIdMiddleware
@@ -97,6 +98,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(info.early_router)
     # Fixed routes before the `/api/{plural}/...` patterns that would also match them.
     for router in (auth.router, likes.router, orgs.router, xet_grants.router, xet.router,
+                   mirror_admin.router,
                    discussions.router,
                    repos.router, gating.router,
                    commit.router, tree.router, info.router, lfs.router, lfs_files.router,
